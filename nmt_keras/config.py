@@ -1,0 +1,398 @@
+"""Typed, frozen experiment configuration: YAML in, unknown keys rejected.
+
+A configuration is a tree of frozen dataclasses. `Config.from_dict` checks every key and
+every value's type against the dataclass fields, so a typo (`model.untis`) or a wrong type
+(`model.units: "big"`) is an error that names the key, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value is invalid."""
+
+
+def _check_positive(path: str, value: int | float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"Expected {path} to be positive. Received: {path}={value}")
+
+
+def _check_fraction(path: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"Expected {path} to be in [0, 1). Received: {path}={value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusFiles:
+    """One split of a parallel corpus: two aligned files, or one TSV file.
+
+    Attributes:
+        source: Source-language file, one sentence a line (plain or .gz).
+        target: Target-language file aligned line by line with `source`.
+        tsv: A single `source<TAB>target` file instead of `source` and `target`.
+    """
+
+    source: str | None = None
+    target: str | None = None
+    tsv: str | None = None
+
+    def validate(self, path: str) -> None:
+        """Checks that exactly one of (source and target) or tsv is set."""
+        pair = self.source is not None and self.target is not None
+        single = self.source is not None or self.target is not None
+        if self.tsv is not None and single:
+            raise ConfigError(f"Expected either {path}.tsv or {path}.source/target, not both.")
+        if self.tsv is None and not pair:
+            raise ConfigError(
+                f"Expected {path} to set both source and target, or tsv. "
+                f"Received: source={self.source!r}, target={self.target!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Corpus files and batching.
+
+    Attributes:
+        train: Training split.
+        valid: Validation split (loss, BLEU each epoch, early stopping).
+        test: Optional test split, used by `evaluate` when no files are given.
+        max_length: Maximum tokens per sentence including <s> and </s>; longer pairs are
+            dropped from training and counted.
+        batch_size: Sentence pairs per batch; exclusive with `max_tokens`.
+        max_tokens: Token budget per batch (length-bucketed); exclusive with `batch_size`.
+        max_train_pairs: Use only the first N training pairs after shuffling (None: all).
+        shuffle_seed: Seed of the corpus shuffle.
+    """
+
+    train: CorpusFiles = dataclasses.field(default_factory=CorpusFiles)
+    valid: CorpusFiles = dataclasses.field(default_factory=CorpusFiles)
+    test: CorpusFiles | None = None
+    max_length: int = 64
+    batch_size: int | None = 64
+    max_tokens: int | None = None
+    max_train_pairs: int | None = None
+    shuffle_seed: int = 0
+
+    def validate(self, path: str) -> None:
+        """Checks splits, lengths and that exactly one batching mode is set."""
+        self.train.validate(f"{path}.train")
+        self.valid.validate(f"{path}.valid")
+        if self.test is not None:
+            self.test.validate(f"{path}.test")
+        if self.max_length < 3:
+            raise ConfigError(
+                f"Expected {path}.max_length >= 3 (<s>, a token, </s>). "
+                f"Received: {path}.max_length={self.max_length}"
+            )
+        if (self.batch_size is None) == (self.max_tokens is None):
+            raise ConfigError(
+                f"Expected exactly one of {path}.batch_size and {path}.max_tokens. "
+                f"Received: batch_size={self.batch_size}, max_tokens={self.max_tokens}"
+            )
+        _check_positive(f"{path}.batch_size", self.batch_size)
+        _check_positive(f"{path}.max_tokens", self.max_tokens)
+        _check_positive(f"{path}.max_train_pairs", self.max_train_pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    """SentencePiece models trained on the training split.
+
+    Attributes:
+        vocab_size: Pieces per model (an upper bound on tiny corpora).
+        joint: One model shared by source and target instead of one per language.
+        model_type: SentencePiece algorithm.
+        character_coverage: Fraction of characters covered; 0.9995 suits Chinese/Japanese.
+    """
+
+    vocab_size: int = 8000
+    joint: bool = False
+    model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
+    character_coverage: float = 1.0
+
+    def validate(self, path: str) -> None:
+        """Checks the vocabulary size and character coverage."""
+        if self.vocab_size < 8:
+            raise ConfigError(
+                f"Expected {path}.vocab_size >= 8. Received: {path}.vocab_size={self.vocab_size}"
+            )
+        if not 0.0 < self.character_coverage <= 1.0:
+            raise ConfigError(
+                f"Expected {path}.character_coverage in (0, 1]. "
+                f"Received: {path}.character_coverage={self.character_coverage}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The model family and its sizes.
+
+    Attributes:
+        type: `seq2seq` (fixed context vector, Cho et al. 2014), `bahdanau` (additive
+            attention before the RNN step) or `luong` (attention after the RNN step).
+        rnn: Recurrent cell of encoder and decoder.
+        embedding_dim: Token embedding size (source and target).
+        units: Hidden size of every RNN (per direction in a bidirectional encoder the
+            encoder uses units // 2 so its outputs have `units` features).
+        encoder_layers: Stacked encoder RNN layers.
+        decoder_layers: Stacked decoder RNN layers.
+        bidirectional: Whether the encoder reads the source in both directions.
+        residual: Residual connections between stacked RNN layers (from the second on).
+        dropout: Dropout rate on embeddings and between layers.
+        attention_units: Hidden size of additive (Bahdanau, Luong concat) scores.
+        attention_normalize: Weight-normalised Bahdanau score.
+        score_mode: Luong score: `dot`, `general` or `concat`.
+        attention_scale: Learned scalar on Luong scores.
+        input_feeding: Luong input feeding (the previous attentional vector is fed into
+            the next RNN step); off lets the RNN run over the whole target at once.
+    """
+
+    type: Literal["seq2seq", "bahdanau", "luong"] = "bahdanau"
+    rnn: Literal["gru", "lstm"] = "gru"
+    embedding_dim: int = 256
+    units: int = 256
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    bidirectional: bool = True
+    residual: bool = False
+    dropout: float = 0.1
+    attention_units: int = 256
+    attention_normalize: bool = False
+    score_mode: Literal["dot", "general", "concat"] = "general"
+    attention_scale: bool = False
+    input_feeding: bool = False
+
+    def validate(self, path: str) -> None:
+        """Checks sizes and the dropout rate."""
+        for name in ("embedding_dim", "units", "encoder_layers", "decoder_layers"):
+            _check_positive(f"{path}.{name}", getattr(self, name))
+        _check_positive(f"{path}.attention_units", self.attention_units)
+        _check_fraction(f"{path}.dropout", self.dropout)
+        if self.bidirectional and self.units % 2:
+            raise ConfigError(
+                f"Expected {path}.units to be even with a bidirectional encoder. "
+                f"Received: {path}.units={self.units}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation, callbacks and validation decoding.
+
+    Attributes:
+        epochs: Maximum epochs.
+        steps_per_epoch: Batches per epoch (None: one pass over the training data).
+        learning_rate: Adam learning rate.
+        clipnorm: Gradient norm clipping (None: off).
+        label_smoothing: Label smoothing of the cross-entropy.
+        early_stopping_patience: Epochs without improvement of `monitor` before stopping
+            (None: off).
+        monitor: Quantity checkpoints and early stopping follow.
+        bleu_samples: Validation pairs decoded for BLEU each epoch (0: off).
+        max_decode_length: Maximum generated tokens at inference.
+        max_minutes: Wall-clock training budget; training stops after the epoch that
+            crosses it (None: no budget).
+        mixed_precision: Train with the `mixed_float16` policy.
+    """
+
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    learning_rate: float = 1e-3
+    clipnorm: float | None = 1.0
+    label_smoothing: float = 0.1
+    early_stopping_patience: int | None = 3
+    monitor: Literal["val_loss", "val_bleu"] = "val_loss"
+    bleu_samples: int = 500
+    max_decode_length: int = 64
+    max_minutes: float | None = None
+    mixed_precision: bool = False
+
+    def validate(self, path: str) -> None:
+        """Checks counts, rates and budgets."""
+        for name in ("epochs", "steps_per_epoch", "learning_rate", "clipnorm"):
+            _check_positive(f"{path}.{name}", getattr(self, name))
+        _check_positive(f"{path}.early_stopping_patience", self.early_stopping_patience)
+        _check_positive(f"{path}.max_decode_length", self.max_decode_length)
+        _check_positive(f"{path}.max_minutes", self.max_minutes)
+        _check_fraction(f"{path}.label_smoothing", self.label_smoothing)
+        if self.bleu_samples < 0:
+            raise ConfigError(
+                f"Expected {path}.bleu_samples >= 0. Received: {path}.bleu_samples="
+                f"{self.bleu_samples}"
+            )
+        if self.monitor == "val_bleu" and self.bleu_samples == 0:
+            raise ConfigError(f"Expected {path}.bleu_samples > 0 when {path}.monitor=val_bleu.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A complete experiment: data, tokenizers, model and training.
+
+    Attributes:
+        name: Experiment name (used for run and export directories).
+        seed: Seed of weight initialisation and data order.
+        data: Corpus and batching.
+        tokenizer: SentencePiece settings.
+        model: Model family and sizes.
+        training: Optimisation and callbacks.
+    """
+
+    name: str = "nmt"
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def validate(self) -> Config:
+        """Validates every section and returns self."""
+        self.data.validate("data")
+        self.tokenizer.validate("tokenizer")
+        self.model.validate("model")
+        self.training.validate("training")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Config:
+        """Builds and validates a config from nested mappings.
+
+        Raises:
+            ConfigError: naming the first unknown key or mistyped value.
+        """
+        return _build(cls, values, "").validate()
+
+    @classmethod
+    def from_yaml(cls, path: str, overrides: Sequence[str] = ()) -> Config:
+        """Reads a YAML file, applies `key.path=value` overrides and validates.
+
+        Relative corpus paths are relative to the working directory: recipes are run
+        from the repository root.
+
+        Args:
+            path: YAML file.
+            overrides: Strings such as `model.units=128`; values are parsed as YAML.
+
+        Raises:
+            ConfigError: unreadable file, invalid YAML, unknown key or bad value.
+        """
+        try:
+            with open(path, encoding="utf-8") as file:
+                values = yaml.safe_load(file)
+        except FileNotFoundError:
+            raise ConfigError(f"Config file not found: {path}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: invalid YAML: {_one_line(error)}") from None
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level.")
+        for override in overrides:
+            _apply_override(values, override)
+        try:
+            return cls.from_dict(values)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the config as nested plain dicts (YAML-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str) -> None:
+        """Writes the config as YAML atomically (temporary file, then rename)."""
+        directory = os.path.dirname(os.path.abspath(path))
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=directory, suffix=".tmp", delete=False
+        ) as file:
+            yaml.safe_dump(self.to_dict(), file, sort_keys=False, allow_unicode=True)
+        os.replace(file.name, path)
+
+    def replace(self, **sections: Any) -> Config:
+        """Returns a copy with whole sections or top-level fields replaced."""
+        return dataclasses.replace(self, **sections).validate()
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _apply_override(values: dict[str, Any], override: str) -> None:
+    """Applies `a.b.c=value` to nested dicts, parsing the value as YAML."""
+    key, separator, raw = override.partition("=")
+    if not separator or not key:
+        raise ConfigError(f"Expected --set key.path=value. Received: {override!r}")
+    *parents, leaf = key.strip().split(".")
+    node = values
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"Cannot set {key}: {part} is not a section.")
+        node = child
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"Cannot parse the value of --set {override!r}.") from None
+
+
+def _build(cls: type, values: Any, path: str) -> Any:
+    """Builds dataclass `cls` from a mapping, checking keys and value types."""
+    where = path or "the config"
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"Expected {where} to be a mapping. Received: {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        name = f"{path}.{unknown[0]}" if path else unknown[0]
+        expected = ", ".join(sorted(fields))
+        raise ConfigError(f"Unknown config key '{name}'. Expected one of: {expected}")
+    kwargs = {
+        key: _convert(hints[key], value, f"{path}.{key}" if path else key)
+        for key, value in values.items()
+    }
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    """Checks `value` against type `hint`, building nested dataclasses."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, path)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"Expected {path} to be one of {', '.join(map(str, choices))}. "
+                f"Received: {path}={value!r}"
+            )
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(
+            f"Expected {path} to be of type {hint.__name__}. Received: {path}={value!r}"
+        )
+    return value

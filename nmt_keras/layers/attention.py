@@ -1,0 +1,130 @@
+"""Base class for attention over a source memory: masking, softmax and the context."""
+
+import keras
+from keras import ops
+
+# Scores are masked after the cast to float32, so one large negative value serves every
+# compute dtype: -1e9 is finite in float32 (it would overflow to -inf in float16) and
+# exp(-1e9 - max_score) underflows to exactly 0.
+_MASK_VALUE = -1e9
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class Attention(keras.layers.Layer):
+    """Base class for global attention of a decoder query over an encoder memory.
+
+    Subclasses define how keys are computed from the memory (`_project_key`) and how a
+    query is scored against them (`_score`, returning `(batch, tgt_len, src_len)`). This
+    base class owns the rest:
+
+        a_ij = softmax_j(score(q_i, k_j))        (masked j get weight exactly 0)
+        c_i  = sum_j a_ij v_j
+
+    The softmax runs in float32 and the weights are cast back to the value dtype, so the
+    layer works under the `"mixed_float16"` policy. Padded source positions get weight
+    exactly 0 and the weights of each query sum to 1 over the real positions; a query whose
+    source is entirely padding gets all-zero weights and a zero context. Weights are
+    returned, never stored on the layer.
+
+    Keys are the part of the score that depends only on the memory. A decoder computes them
+    once per source sentence with `project_key(value)` and passes them as `key=` to every
+    step instead of re-projecting the memory each time.
+
+    Call arguments:
+        query: float tensor `(batch, tgt_len, dim_q)`.
+        value: float tensor `(batch, src_len, dim_v)`, the encoder memory.
+        mask: optional bool tensor `(batch, src_len)`, True for real tokens, False for
+            padding. None attends to every position.
+        key: optional output of `project_key(value)` for this same `value`. None computes
+            it inside the call.
+        return_attention_scores: if True, also return the attention weights.
+        training: unused, accepted for API compatibility with Keras layers.
+
+    Returns:
+        The context `(batch, tgt_len, dim_v)`, or the tuple `(context, weights)` with
+        weights `(batch, tgt_len, src_len)` when `return_attention_scores=True`.
+    """
+
+    def project_key(self, value):
+        """Projects the memory into the keys used by the score.
+
+        Args:
+            value: float tensor `(batch, src_len, dim_v)`.
+
+        Returns:
+            The key tensor to pass as `key=` to every call with this `value`.
+
+        Raises:
+            ValueError: if the layer has not been built yet.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Expected layer '{self.name}' to be built before project_key(). Call the "
+                "layer once, or call build(query_shape, value_shape). Received: an unbuilt "
+                "layer."
+            )
+        return self._project_key(value)
+
+    def _project_key(self, value):
+        """Returns the keys for `value`; see `project_key`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _project_key().")
+
+    def _score(self, query, key):
+        """Returns the unnormalised scores `(batch, tgt_len, src_len)`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _score().")
+
+    def _additive_score(self, processed_query, processed_key, attention_v):
+        """Additive score `v^T tanh(q_i + k_j)` for already projected queries and keys.
+
+        Args:
+            processed_query: `(batch, tgt_len, units)`.
+            processed_key: `(batch, src_len, units)`.
+            attention_v: `(units,)`.
+
+        Returns:
+            Scores `(batch, tgt_len, src_len)`.
+        """
+        # (batch, tgt_len, units) -> (batch, tgt_len, 1, units)
+        processed_query = ops.expand_dims(processed_query, axis=2)
+        # (batch, src_len, units) -> (batch, 1, src_len, units)
+        processed_key = ops.expand_dims(processed_key, axis=1)
+        # Broadcast sum: (batch, tgt_len, src_len, units).
+        features = ops.tanh(processed_query + processed_key)
+        # (batch, tgt_len, src_len, units) . (units,) -> (batch, tgt_len, src_len)
+        return ops.einsum("btsu,u->bts", features, attention_v)
+
+    def call(
+        self,
+        query,
+        value,
+        mask=None,
+        key=None,
+        return_attention_scores=False,
+        training=None,
+    ):
+        """Attends from `query` over `value`; arguments and shapes are in the class docstring."""
+        if key is None:
+            key = self._project_key(value)
+        scores = ops.cast(self._score(query, key), "float32")  # (batch, tgt_len, src_len)
+        if mask is not None:
+            # (batch, src_len) -> (batch, 1, src_len), broadcast over tgt_len.
+            mask = ops.expand_dims(ops.cast(mask, "bool"), axis=1)
+            scores = ops.where(mask, scores, _MASK_VALUE)
+        weights = ops.softmax(scores, axis=-1)
+        if mask is not None:
+            # No-op where a row has a real token; a fully padded row would otherwise get a
+            # uniform distribution over padding.
+            weights = ops.where(mask, weights, 0.0)
+        weights = ops.cast(weights, value.dtype)
+        # (batch, tgt_len, src_len) @ (batch, src_len, dim_v) -> (batch, tgt_len, dim_v)
+        context = ops.matmul(weights, value)
+        if return_attention_scores:
+            return context, weights
+        return context
+
+    def compute_mask(self, query, previous_mask=None):
+        """Returns the query's mask: the context has one vector per query position.
+
+        The source mask (`previous_mask` when `mask=` is passed) is consumed here.
+        """
+        return getattr(query, "_keras_mask", None)

@@ -1,0 +1,62 @@
+"""The attention decoder of Bahdanau et al. (2015): attend, then step the RNN."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from nmt_keras.layers.bahdanau_attention import BahdanauAttention
+from nmt_keras.layers.rnn_decoder import RNNDecoder
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class BahdanauDecoder(RNNDecoder):
+    """An RNN decoder that attends from the previous state before each step.
+
+    Bahdanau, Cho, Bengio (2015), "Neural Machine Translation by Jointly Learning to
+    Align and Translate", eqs. 4-6 and appendix A.2.2:
+    c_i = sum_j alpha_ij h_j with alpha_i = softmax(e_i), e_ij = a(s_{i-1}, h_j);
+    s_i = f(s_{i-1}, [E y_{i-1}; c_i]);
+    t_i = tanh(W_o [s_i; E y_{i-1}; c_i]) (the paper uses a maxout here), then the
+    softmax projection. The query s_{i-1} is the top layer's hidden state.
+
+    The attention depends on the previous state, so teacher forcing scans `step()`
+    over the target; the source keys W_h h_j are projected once per sentence.
+
+    Args:
+        attention_units: Hidden size of the additive score.
+        attention_normalize: Weight-normalised score (see `BahdanauAttention`).
+        Others: see `RNNDecoder`.
+    """
+
+    def __init__(self, *args, attention_units: int = 256, attention_normalize=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.attention_units = attention_units
+        self.attention_normalize = attention_normalize
+        self.attention = BahdanauAttention(
+            attention_units, normalize=attention_normalize, name="attention"
+        )
+        self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
+
+    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+        query = ops.expand_dims(self._top_hidden(state["rnn"]), 1)  # (batch, 1, units)
+        context, weights = self.attention(
+            query,
+            memory["values"],
+            mask=memory["mask"],
+            key=memory["keys"],
+            return_attention_scores=True,
+        )
+        context, weights = context[:, 0], weights[:, 0]  # (batch, dim), (batch, src_len)
+        inputs = ops.concatenate([embedded, context], axis=-1)
+        output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)
+        features = self.deep_output(ops.concatenate([output, embedded, context], axis=-1))
+        return features, {"rnn": rnn_states}, weights
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            attention_units=self.attention_units, attention_normalize=self.attention_normalize
+        )
+        return config

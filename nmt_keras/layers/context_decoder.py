@@ -1,0 +1,45 @@
+"""The fixed-context decoder of Cho et al. (2014): the baseline attention improves on."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from nmt_keras.layers.rnn_decoder import RNNDecoder
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class ContextDecoder(RNNDecoder):
+    """An RNN decoder conditioned on one fixed context vector c at every step.
+
+    Cho et al. (2014), "Learning Phrase Representations using RNN Encoder-Decoder",
+    sec. 2.2: s_t = f(s_{t-1}, y_{t-1}, c) and
+    p(y_t | y_<t, x) = g(s_t, y_{t-1}, c), with c the encoder's summary of the whole
+    source. Here f is the RNN stack on [E y_{t-1}; c] and g a tanh deep-output layer
+    t_t = tanh(W_o [s_t; E y_{t-1}; c]) followed by the softmax projection.
+
+    Because c does not depend on the step, teacher forcing runs the RNN over the whole
+    target at once; `step()` computes the same thing one token at a time.
+
+    Args: see `RNNDecoder`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
+
+    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+        context = memory["summary"]  # (batch, dim)
+        inputs = ops.concatenate([embedded, context], axis=-1)
+        output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)
+        features = self.deep_output(ops.concatenate([output, embedded, context], axis=-1))
+        return features, {"rnn": rnn_states}, None
+
+    def _teacher_forced_features(self, embedded, state: dict, memory: dict, training=None):
+        tgt_len = ops.shape(embedded)[1]
+        context = ops.repeat(ops.expand_dims(memory["summary"], 1), tgt_len, axis=1)
+        # context: (batch, dim) -> (batch, tgt_len, dim)
+        inputs = ops.concatenate([embedded, context], axis=-1)
+        outputs, _ = self.rnn_stack(inputs, state["rnn"], training=training)
+        features = self.deep_output(ops.concatenate([outputs, embedded, context], axis=-1))
+        return features, None

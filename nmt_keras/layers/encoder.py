@@ -1,0 +1,135 @@
+"""The recurrent encoder shared by every RNN model family."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from nmt_keras.layers.rnn_stack import RNN_CELLS, check_rnn, states_per_layer
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class Encoder(keras.layers.Layer):
+    """Embedding and stacked (bidirectional) GRU/LSTM layers, with a bridge to the decoder.
+
+    Reads the source sentence x_1..x_S into annotations h_1..h_S (Bahdanau et al. 2015,
+    sec. 3.2: forward and backward states concatenated) and summarises it in the final
+    states. The bridge maps that summary to the decoder's initial state,
+    s_0 = tanh(W_s [h->_S; h<-_1]) (Bahdanau et al. 2015, appendix A.2.2; Cho et al. 2014
+    eq. in sec. 2.2 for the fixed-context model), one state per decoder layer.
+
+    Args:
+        vocab_size: Source vocabulary size (id 0 is padding).
+        embedding_dim: Token embedding size.
+        units: Output feature size; a bidirectional layer uses `units // 2` per direction.
+        num_layers: Stacked RNN layers.
+        rnn: `"gru"` or `"lstm"`.
+        bidirectional: Read the source in both directions.
+        dropout: Dropout on embeddings and between layers.
+        residual: Residual connections from the second layer on.
+        decoder_units: Hidden size of the decoder the bridge initialises.
+        decoder_layers: Decoder layers the bridge initialises.
+
+    Call args:
+        tokens: `(batch, src_len)` int source ids, 0-padded.
+        training: Whether dropout is active.
+
+    Returns:
+        A tuple `(outputs, mask, summary, decoder_state)`: annotations
+        `(batch, src_len, units)`, the `(batch, src_len)` bool mask of real tokens, the
+        sentence summary `(batch, units)` (final hidden states of the top layer) and the
+        decoder's initial states, a flat list of `(batch, decoder_units)` tensors
+        (`[h_1, ...]` for GRU, `[h_1, c_1, ...]` for LSTM).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        units: int,
+        num_layers: int = 1,
+        rnn: str = "gru",
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        residual: bool = False,
+        decoder_units: int | None = None,
+        decoder_layers: int = 1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_rnn(rnn)
+        if bidirectional and units % 2:
+            raise ValueError(
+                f"Expected even units with bidirectional=True. Received: units={units}"
+            )
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.num_layers = num_layers
+        self.rnn = rnn
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.residual = residual
+        self.decoder_units = decoder_units or units
+        self.decoder_layers = decoder_layers
+
+        self.embedding = keras.layers.Embedding(
+            vocab_size, embedding_dim, mask_zero=True, name="embedding"
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        direction_units = units // 2 if bidirectional else units
+        self.rnn_layers = []
+        for index in range(num_layers):
+            layer = RNN_CELLS[rnn](direction_units, name=f"cell_{index}")
+            layer = keras.layers.RNN(
+                layer, return_sequences=True, return_state=True, name=f"rnn_{index}"
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"birnn_{index}")
+            self.rnn_layers.append(layer)
+        self.bridges = [
+            keras.layers.Dense(self.decoder_units, activation="tanh", name=f"bridge_{index}")
+            for index in range(decoder_layers * states_per_layer(rnn))
+        ]
+
+    def _summaries(self, final_states: list) -> list:
+        """Joins both directions' final states: `[h]` (GRU) or `[h, c]` (LSTM), `(batch, units)`."""
+        if not self.bidirectional:
+            return final_states
+        width = states_per_layer(self.rnn)
+        forward, backward = final_states[:width], final_states[width:]
+        return [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)]
+
+    def call(self, tokens, training=None):
+        """Encodes `(batch, src_len)` ids; see the class docstring for the outputs."""
+        mask = ops.not_equal(tokens, 0)  # (batch, src_len)
+        outputs = self.dropout_layer(self.embedding(tokens), training=training)
+        for index, layer in enumerate(self.rnn_layers):
+            layer_inputs = outputs if index == 0 else self.dropout_layer(outputs, training=training)
+            layer_outputs, *final_states = layer(layer_inputs, mask=mask, training=training)
+            if self.residual and index > 0:
+                layer_outputs = layer_outputs + outputs
+            outputs = layer_outputs
+        summaries = self._summaries(final_states)
+        width = states_per_layer(self.rnn)
+        decoder_state = [
+            bridge(summaries[index % width]) for index, bridge in enumerate(self.bridges)
+        ]
+        return outputs, mask, summaries[0], decoder_state
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            embedding_dim=self.embedding_dim,
+            units=self.units,
+            num_layers=self.num_layers,
+            rnn=self.rnn,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+            residual=self.residual,
+            decoder_units=self.decoder_units,
+            decoder_layers=self.decoder_layers,
+        )
+        return config

@@ -1,0 +1,109 @@
+"""The attention decoder of Luong et al. (2015): step the RNN, then attend."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from nmt_keras.layers.luong_attention import LuongAttention
+from nmt_keras.layers.rnn_decoder import RNNDecoder
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class LuongDecoder(RNNDecoder):
+    """An RNN decoder that attends from the current state after each step.
+
+    Luong, Pham, Manning (2015), "Effective Approaches to Attention-based Neural Machine
+    Translation", sec. 3: h_t = RNN(h_{t-1}, x_t); a_t = align(h_t, h_s) (eq. 7, the
+    score of eq. 8); c_t = sum_s a_t(s) h_s; the attentional vector
+    h~_t = tanh(W_c [c_t; h_t]) (eq. 5) and p(y_t | y_<t, x) = softmax(W_s h~_t) (eq. 6).
+
+    With input feeding (sec. 3.3) x_t = [E y_{t-1}; h~_{t-1}], so teacher forcing scans
+    `step()`. Without it x_t = E y_{t-1}: the RNN runs over the whole target at once and
+    attention is computed for all target positions in parallel, the fast path.
+
+    Args:
+        score_mode: `"dot"`, `"general"` or `"concat"`.
+        attention_scale: Learned scalar on the scores.
+        attention_units: Hidden size of the concat score.
+        input_feeding: Feed h~_{t-1} into the next step.
+        Others: see `RNNDecoder`.
+    """
+
+    def __init__(
+        self,
+        *args,
+        score_mode: str = "general",
+        attention_scale: bool = False,
+        attention_units: int = 256,
+        input_feeding: bool = False,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.score_mode = score_mode
+        self.attention_scale = attention_scale
+        self.attention_units = attention_units
+        self.input_feeding = input_feeding
+        self.attention = LuongAttention(
+            score_mode,
+            scale=attention_scale,
+            units=attention_units if score_mode == "concat" else None,
+            name="attention",
+        )
+        self.attentional = keras.layers.Dense(
+            self.units, activation="tanh", use_bias=False, name="attentional"
+        )
+
+    def initial_state(self, memory: dict, rnn_states: list) -> dict:
+        """Adds h~_0 = 0 `(batch, units)` when input feeding is on."""
+        state = super().initial_state(memory, rnn_states)
+        if self.input_feeding:
+            batch = ops.shape(memory["values"])[0]
+            state["feed"] = ops.zeros((batch, self.units), dtype=self.compute_dtype)
+        return state
+
+    def _attend(self, outputs, memory: dict):
+        """h~ = tanh(W_c [c; h]) for RNN outputs `(batch, tgt_len, units)`.
+
+        Returns:
+            `(attentional, weights)`: `(batch, tgt_len, units)` and
+            `(batch, tgt_len, src_len)`.
+        """
+        context, weights = self.attention(
+            outputs,
+            memory["values"],
+            mask=memory["mask"],
+            key=memory["keys"],
+            return_attention_scores=True,
+        )
+        attentional = self.attentional(ops.concatenate([context, outputs], axis=-1))
+        return attentional, weights
+
+    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+        inputs = embedded
+        if self.input_feeding:
+            inputs = ops.concatenate([embedded, state["feed"]], axis=-1)
+        output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)
+        attentional, weights = self._attend(ops.expand_dims(output, 1), memory)
+        attentional, weights = attentional[:, 0], weights[:, 0]  # drop the time axis
+        new_state = {"rnn": rnn_states}
+        if self.input_feeding:
+            new_state["feed"] = attentional
+        return attentional, new_state, weights
+
+    def _teacher_forced_features(self, embedded, state: dict, memory: dict, training=None):
+        if self.input_feeding:
+            return self._scan(embedded, state, memory, training)
+        outputs, _ = self.rnn_stack(embedded, state["rnn"], training=training)
+        return self._attend(outputs, memory)
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            score_mode=self.score_mode,
+            attention_scale=self.attention_scale,
+            attention_units=self.attention_units,
+            input_feeding=self.input_feeding,
+        )
+        return config

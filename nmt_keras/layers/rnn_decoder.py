@@ -1,0 +1,209 @@
+"""The base of the recurrent decoders: one `step()` for teacher forcing and inference."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from nmt_keras.layers.rnn_stack import RNNStack
+
+
+class RNNDecoder(keras.layers.Layer):
+    """Target embedding, a stack of RNN cells and the output projection.
+
+    Subclasses define `_step_features()`, one decoder time step from an embedded token
+    to the features the output projection reads, and the state it threads. The same
+    step serves inference (`step()`, one token at a time under a search) and teacher
+    forcing (`call()`, which scans `_step_features()` over the target, or runs a
+    parallel equivalent where a subclass has one).
+
+    The memory a decoder reads is a dict built once per source sentence by
+    `prepare_memory()`: `values` `(batch, src_len, dim)`, `mask` `(batch, src_len)`,
+    `summary` `(batch, dim)` and, for attention decoders (those that set
+    `self.attention`), the keys that attention projects once per sentence. Decoder
+    states are dicts of tensors with batch first, so a search can carry them.
+
+    Args:
+        vocab_size: Target vocabulary size.
+        embedding_dim: Target embedding size.
+        units: Hidden size of every decoder layer.
+        num_layers: Stacked RNN layers.
+        rnn: `"gru"` or `"lstm"`.
+        dropout: Dropout on embeddings, between layers and before the projection.
+        residual: Residual connections from the second layer on.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        units: int,
+        num_layers: int = 1,
+        rnn: str = "gru",
+        dropout: float = 0.0,
+        residual: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.num_layers = num_layers
+        self.rnn = rnn
+        self.dropout = dropout
+        self.residual = residual
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.rnn_stack = RNNStack(
+            units, num_layers, rnn=rnn, dropout=dropout, residual=residual, name="rnn_stack"
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        # Logits stay float32 under mixed precision so the softmax is stable.
+        self.output_projection = keras.layers.Dense(
+            vocab_size, dtype="float32", name="output_projection"
+        )
+        self.attention = None
+
+    def build(self, tokens_shape):
+        """Builds the embedding; the rest builds on first use, once memory sizes are known."""
+        self.embedding.build(tokens_shape)
+
+    def prepare_memory(self, values, mask, summary) -> dict:
+        """Packs the encoder outputs the decoder reads at every step.
+
+        Args:
+            values: Encoder outputs `(batch, src_len, dim)`.
+            mask: `(batch, src_len)` bool, True on real source tokens.
+            summary: `(batch, dim)` sentence summary.
+
+        Returns:
+            The memory dict, with `keys` `(batch, src_len, key_dim)` when the decoder
+            attends.
+        """
+        memory = {"values": values, "mask": mask, "summary": summary}
+        if self.attention is not None:
+            if not self.attention.built:
+                # The query is the decoder state: (batch, tgt_len, units).
+                self.attention.build((None, None, self.units), values.shape)
+            memory["keys"] = self.attention.project_key(values)
+        return memory
+
+    def initial_state(self, memory: dict, rnn_states: list) -> dict:
+        """The decoder state before the first target token.
+
+        Args:
+            memory: From `prepare_memory()`.
+            rnn_states: Bridged initial states, a flat list of `(batch, units)`.
+        """
+        del memory
+        return {"rnn": list(rnn_states)}
+
+    def _top_hidden(self, rnn_states: list):
+        """The top layer's hidden state h `(batch, units)` in a flat state list."""
+        return rnn_states[(self.num_layers - 1) * self.rnn_stack.states_per_layer]
+
+    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+        """One decoder time step.
+
+        Args:
+            embedded: The previous target token's embedding `(batch, embedding_dim)`.
+            state: The decoder state dict.
+            memory: From `prepare_memory()`.
+            training: Whether dropout is active.
+
+        Returns:
+            `(features, state, attention)`: `(batch, features)` for the output
+            projection, the new state and `(batch, src_len)` weights or None.
+        """
+        raise NotImplementedError
+
+    def _project(self, features, training=None):
+        """Features `(..., features)` to float32 logits `(..., vocab_size)`."""
+        return self.output_projection(self.dropout_layer(features, training=training))
+
+    def step(self, tokens, state: dict, memory: dict, training=None):
+        """Decodes one token: the `next_fn` of a search.
+
+        Args:
+            tokens: `(batch,)` int ids of the previous target token.
+            state: The decoder state dict.
+            memory: From `prepare_memory()`.
+            training: Whether dropout is active.
+
+        Returns:
+            `(logits, state, attention)`: `(batch, vocab_size)` float32, the new state
+            and `(batch, src_len)` attention weights (None without attention).
+        """
+        embedded = self.embedding(tokens)  # (batch, embedding_dim)
+        features, state, attention = self._step_features(embedded, state, memory, training)
+        return self._project(features, training), state, attention
+
+    def _scan(self, embedded, state: dict, memory: dict, training=None):
+        """Runs `_step_features()` over `(batch, tgt_len, embedding_dim)` embeddings.
+
+        A `tf.while_loop` over TensorArrays: gradients flow through it, and it has no op
+        that the stock TensorFlow Serving lacks.
+
+        Returns:
+            `(features, attention)`: `(batch, tgt_len, features)` and
+            `(batch, tgt_len, src_len)`, or None when the decoder does not attend.
+        """
+        tgt_len = tf.shape(embedded)[1]
+        time_major = tf.transpose(embedded, (1, 0, 2))  # (tgt_len, batch, embedding_dim)
+        features_array = tf.TensorArray(self.compute_dtype, size=tgt_len)
+        attention_array = tf.TensorArray(self.compute_dtype, size=tgt_len)
+
+        def body(time, state, features_array, attention_array):
+            features, state, attention = self._step_features(
+                time_major[time], state, memory, training
+            )
+            features_array = features_array.write(time, features)
+            if attention is not None:
+                attention_array = attention_array.write(time, attention)
+            return time + 1, state, features_array, attention_array
+
+        _, _, features_array, attention_array = tf.while_loop(
+            lambda time, *_: time < tgt_len,
+            body,
+            (tf.constant(0), state, features_array, attention_array),
+        )
+        features = tf.transpose(features_array.stack(), (1, 0, 2))  # (batch, tgt_len, features)
+        if self.attention is None:
+            return features, None
+        attention = tf.transpose(attention_array.stack(), (1, 0, 2))  # (batch, tgt_len, src_len)
+        return features, attention
+
+    def _teacher_forced_features(self, embedded, state: dict, memory: dict, training=None):
+        """Features for a whole target; subclasses with a parallel path override this."""
+        return self._scan(embedded, state, memory, training)
+
+    def call(self, tokens, memory: dict, rnn_states: list, training=None):
+        """Teacher forcing over a whole target.
+
+        Args:
+            tokens: `(batch, tgt_len)` decoder inputs (`<s> y_1 .. y_{n-1}`).
+            memory: From `prepare_memory()`.
+            rnn_states: Bridged initial states.
+            training: Whether dropout is active.
+
+        Returns:
+            `(logits, attention)`: `(batch, tgt_len, vocab_size)` float32 and
+            `(batch, tgt_len, src_len)` weights (None without attention).
+        """
+        embedded = self.dropout_layer(self.embedding(tokens), training=training)
+        state = self.initial_state(memory, rnn_states)
+        features, attention = self._teacher_forced_features(embedded, state, memory, training)
+        return self._project(features, training), attention
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            embedding_dim=self.embedding_dim,
+            units=self.units,
+            num_layers=self.num_layers,
+            rnn=self.rnn,
+            dropout=self.dropout,
+            residual=self.residual,
+        )
+        return config

@@ -1,0 +1,43 @@
+"""Builds the model a configuration names."""
+
+from __future__ import annotations
+
+import keras
+
+from nmt_keras.config import ModelConfig
+from nmt_keras.models.seq2seq import Seq2Seq
+
+
+def build_model(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> keras.Model:
+    """Builds the model of `config` for the given vocabularies, with its weights created.
+
+    Args:
+        config: The model section of an experiment config.
+        source_vocab_size: Source tokenizer vocabulary size.
+        target_vocab_size: Target tokenizer vocabulary size.
+
+    Returns:
+        A built `Seq2Seq` model (weights exist, so checkpoints can be loaded at once).
+    """
+    model = Seq2Seq(
+        source_vocab_size,
+        target_vocab_size,
+        model_type=config.type,
+        rnn=config.rnn,
+        embedding_dim=config.embedding_dim,
+        units=config.units,
+        encoder_layers=config.encoder_layers,
+        decoder_layers=config.decoder_layers,
+        bidirectional=config.bidirectional,
+        residual=config.residual,
+        dropout=config.dropout,
+        attention_units=config.attention_units,
+        attention_normalize=config.attention_normalize,
+        score_mode=config.score_mode,
+        attention_scale=config.attention_scale,
+        input_feeding=config.input_feeding,
+        name=f"{config.type}_{config.rnn}",
+    )
+    dummy = keras.ops.ones((1, 2), dtype="int32")
+    model({"source": dummy, "target": dummy})
+    return model

@@ -1,0 +1,127 @@
+"""Greedy search over a model-agnostic `next_fn`, in a `tf.while_loop` that TF Serving runs."""
+
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from nmt_keras.search.result import SearchResult
+
+NextFn = Callable[[tf.Tensor, Any, tf.Tensor], tuple[tf.Tensor, Any, tf.Tensor | None]]
+
+
+def _state_invariant(tensor: tf.Tensor) -> tf.TensorShape:
+    """Relaxes the batch dimension of a state tensor, keeping the other dimensions."""
+    shape = tensor.shape
+    if shape.rank is None or shape.rank == 0:
+        return shape
+    return tf.TensorShape([None]).concatenate(shape[1:])
+
+
+def greedy_search(
+    next_fn: NextFn,
+    initial_state: Any,
+    *,
+    batch_size: int | tf.Tensor,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    max_length: int | tf.Tensor,
+) -> SearchResult:
+    """Decodes by taking the most probable token at every step.
+
+    The loop is a `tf.while_loop` over `TensorArray`s with core TensorFlow ops only, so it
+    runs eagerly, inside a `tf.function` with unknown batch size and source length, and in a
+    SavedModel served by stock TensorFlow Serving. It stops as soon as every sequence has
+    emitted EOS, or after `max_length` steps. A finished sequence emits PAD; `next_fn` keeps
+    being called on it (with PAD as its input token) and its outputs for that row are ignored.
+
+    Args:
+        next_fn: `next_fn(tokens, state, step) -> (logits, state, attention)`. `tokens` is
+            int32 `(batch,)`, the previously emitted tokens (BOS at step 0); `state` is any
+            `tf.nest` structure of tensors with batch as dimension 0 and shapes constant across
+            steps; `step` is an int32 scalar. `logits` is float `(batch, vocab)` of any float
+            dtype; `attention` is float `(batch, src_len)`, or None for every step.
+        initial_state: The `state` passed to `next_fn` at step 0.
+        batch_size: int32 scalar, the number of sequences.
+        bos_id: Token fed to `next_fn` at step 0.
+        eos_id: Token that ends a sequence.
+        pad_id: Token emitted after the EOS.
+        max_length: int32 scalar >= 1, the maximum number of generated tokens including EOS.
+
+    Returns:
+        A `SearchResult` with `tokens (batch, time)`, `lengths (batch,)`, `scores (batch,)` and
+        `attention (batch, time, src_len)` or None.
+
+    Raises:
+        ValueError: If `max_length` is a Python int smaller than 1 or is not a scalar.
+    """
+    if isinstance(max_length, int) and max_length < 1:
+        raise ValueError(f"Expected max_length >= 1. Received: max_length={max_length}")
+    max_length = tf.convert_to_tensor(max_length, dtype=tf.int32)
+    if max_length.shape.rank != 0:
+        raise ValueError(f"Expected a scalar max_length. Received: max_length={max_length}")
+    batch_size = tf.convert_to_tensor(batch_size, dtype=tf.int32)
+    initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
+    with tf.control_dependencies(
+        [tf.debugging.assert_positive(max_length, message="Expected max_length >= 1.")]
+    ):
+        max_length = tf.identity(max_length)
+
+    # next_fn decides statically whether it returns attention; the body records that choice
+    # on its first run (the trace, in a graph).
+    returns_attention: list[bool] = []
+
+    def cond(step, tokens, state, finished, lengths, scores, token_ta, attention_ta):
+        # At least one step runs, so the TensorArrays are never stacked empty (even batch 0).
+        not_done = tf.logical_or(tf.equal(step, 0), tf.logical_not(tf.reduce_all(finished)))
+        return tf.logical_and(step < max_length, not_done)
+
+    def body(step, tokens, state, finished, lengths, scores, token_ta, attention_ta):
+        logits, state, attention = next_fn(tokens, state, step)
+        if not returns_attention:
+            returns_attention.append(attention is not None)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (batch, vocab)
+        best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (batch,)
+        tokens = tf.where(finished, pad_id, best)
+        scores += tf.where(finished, 0.0, tf.reduce_max(log_probs, axis=-1))
+        lengths += tf.cast(tf.logical_not(finished), tf.int32)
+        token_ta = token_ta.write(step, tokens)
+        if attention is not None:
+            # finished (batch,) -> (batch, 1) to broadcast over src_len.
+            attention = tf.where(finished[:, tf.newaxis], 0.0, tf.cast(attention, tf.float32))
+            attention_ta = attention_ta.write(step, attention)
+        finished = tf.logical_or(finished, tf.equal(tokens, eos_id))
+        return step + 1, tokens, state, finished, lengths, scores, token_ta, attention_ta
+
+    loop_vars = (
+        tf.constant(0, tf.int32),
+        tf.fill([batch_size], tf.constant(bos_id, tf.int32)),
+        initial_state,
+        tf.zeros([batch_size], tf.bool),
+        tf.zeros([batch_size], tf.int32),
+        tf.zeros([batch_size], tf.float32),
+        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+    )
+    vector = tf.TensorShape([None])  # (batch,)
+    flow = tf.TensorShape([])  # A TensorArray's invariant is its scalar flow.
+    shape_invariants = (
+        tf.TensorShape([]),
+        vector,
+        tf.nest.map_structure(_state_invariant, initial_state),
+        vector,
+        vector,
+        vector,
+        flow,
+        flow,
+    )
+    _, _, _, _, lengths, scores, token_ta, attention_ta = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=shape_invariants
+    )
+    tokens = tf.transpose(token_ta.stack())  # (time, batch) -> (batch, time)
+    attention = None
+    if returns_attention[0]:
+        # (time, batch, src_len) -> (batch, time, src_len)
+        attention = tf.transpose(attention_ta.stack(), [1, 0, 2])
+    return SearchResult(tokens=tokens, lengths=lengths, scores=scores, attention=attention)
