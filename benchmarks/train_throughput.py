@@ -1,0 +1,423 @@
+"""Measures `model.fit` training throughput of nmt-keras against the TensorFlow tutorial.
+
+What it measures: sentence pairs per second, target tokens per second (non-padding label
+tokens, so `</s>` / `[END]` count and padding does not) and seconds per step of
+`keras.Model.fit` on the Multi30k training split, for
+
+* `tutorial`: the TensorFlow "Neural machine translation with attention" model
+  (`tutorial_model.py`: word vocabularies of 5000, bidirectional GRU encoder summed,
+  GRU decoder + one-head `MultiHeadAttention`), on its own pipeline (shuffle, batch,
+  pad to the longest sentence of the batch): the baseline;
+* each requested nmt-keras family (`luong`: general score, no input feeding; `bahdanau`;
+  `seq2seq`), built by `nmt_keras.models.build_model` with SentencePiece vocabularies
+  (8000 per side) on `nmt_keras.data.pipeline.make_dataset` batches (length-bucketed),
+  trained with `MaskedCrossEntropy` and `MaskedAccuracy`.
+
+All models see the same sentence pairs (those within `--max-length` SentencePiece tokens),
+`--batch-size` pairs a step, Adam, embedding size and `--units` (the nmt-keras encoder
+has `units // 2` per direction, concatenated; the tutorial's has `units` per direction,
+summed, as in the tutorial). nmt-keras uses the project's training defaults (dropout,
+label smoothing, gradient clipping from `nmt_keras.config`); the tutorial its own
+(`optimizer="adam"`, no dropout).
+
+How: the first `--warmup + --steps` batches of each pipeline are cached in memory (their
+pair and token counts are taken then), so every run trains on identical batches and the
+input pipeline is out of the measurement. Each run is one `model.fit` over those batches;
+a callback stamps the end of every step, the first `--warmup` steps (tracing, retracing
+for new shapes) are discarded and the next `--steps` are timed. Runs are interleaved
+(tutorial, luong, bahdanau, ..., tutorial, luong, ...) `--repeats` times, so background
+load hits every model alike; the table shows medians over repeats, and the ratios are the
+medians of the per-repeat ratios to the tutorial run of the same repeat.
+
+    python benchmarks/train_throughput.py --src de --tgt en --json train_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import tensorflow as tf
+import tutorial_model
+
+from nmt_keras.config import ModelConfig, TrainingConfig
+from nmt_keras.data.corpus import CorpusError, filter_pairs, read_parallel
+from nmt_keras.data.pipeline import make_dataset
+from nmt_keras.models import build_model
+from nmt_keras.text.sentencepiece_training import train_sentencepiece
+from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
+from nmt_keras.training.losses import MaskedCrossEntropy
+from nmt_keras.training.metrics import MaskedAccuracy
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(REPO_ROOT, "..", "shared", "data", "multi30k")
+FAMILIES = ("luong", "bahdanau", "seq2seq")
+BASELINE = "tutorial"
+DESCRIPTIONS = {
+    BASELINE: "TF tutorial NMT with attention (word vocab)",
+    "luong": "nmt-keras luong (general, no input feeding)",
+    "bahdanau": "nmt-keras bahdanau",
+    "seq2seq": "nmt-keras seq2seq (fixed context)",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    model_defaults = ModelConfig()
+    training_defaults = TrainingConfig()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help="folder with train.<lang>.gz")
+    parser.add_argument("--src", default="de", help="source language")
+    parser.add_argument("--tgt", default="en", help="target language")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=5, help="discarded steps per run (>= 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per model")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentence pairs per step")
+    parser.add_argument(
+        "--families",
+        default=",".join(FAMILIES),
+        help=f"comma-separated nmt-keras families ({', '.join(FAMILIES)})",
+    )
+    parser.add_argument("--embedding-dim", type=int, default=256)
+    parser.add_argument("--units", type=int, default=256, help="RNN units (encoder: total)")
+    parser.add_argument("--vocab-size", type=int, default=8000, help="SentencePiece, per side")
+    parser.add_argument(
+        "--word-vocab-size",
+        type=int,
+        default=tutorial_model.MAX_VOCAB_SIZE,
+        help="tutorial TextVectorization max_tokens, per side",
+    )
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per sentence")
+    parser.add_argument("--dropout", type=float, default=model_defaults.dropout)
+    parser.add_argument("--label-smoothing", type=float, default=training_defaults.label_smoothing)
+    parser.add_argument(
+        "--clipnorm",
+        type=float,
+        default=training_defaults.clipnorm,
+        help="nmt-keras gradient clipping (0: off)",
+    )
+    parser.add_argument("--learning-rate", type=float, default=training_defaults.learning_rate)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--markdown", help="write the table to this markdown file")
+    args = parser.parse_args(argv)
+    args.families = [name.strip() for name in args.families.split(",") if name.strip()]
+    unknown = sorted(set(args.families) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown family {unknown[0]!r}; expected some of {', '.join(FAMILIES)}")
+    for name in ("steps", "warmup", "repeats", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not os.path.isdir(args.data):
+        parser.exit(
+            2, f"{parser.prog}: error: data folder not found: {os.path.normpath(args.data)}\n"
+        )
+    return args
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Records `time.perf_counter()` at the end of every training step.
+
+    Defining `on_train_batch_end` also makes Keras call callbacks synchronously, so each
+    stamp is taken after its step has finished.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        """Clears the stamps of a previous `fit`."""
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Stamps the end of step `batch`."""
+        del batch, logs
+        self.ends.append(time.perf_counter())
+
+
+def cache_batches(dataset: tf.data.Dataset, count: int) -> tuple[tf.data.Dataset, dict]:
+    """Caches the first `count` batches of `(inputs, labels)` in memory and counts them.
+
+    Args:
+        dataset: Batches whose labels are 0-padded `(batch, tgt_len)` ids; repeated if
+            it has fewer than `count` batches.
+        count: Batches to keep.
+
+    Returns:
+        The cached dataset (one full pass done, so later passes read memory) and per-batch
+        statistics: `pairs`, `target_tokens` (non-padding labels), `padded_target_len`,
+        `padded_source_len`, each a list with one value per batch.
+    """
+    cached = dataset.repeat().take(count).cache()
+    stats = {"pairs": [], "target_tokens": [], "padded_target_len": [], "padded_source_len": []}
+    for inputs, labels in cached:
+        source = inputs["source"] if isinstance(inputs, dict) else inputs[0]
+        stats["pairs"].append(int(labels.shape[0]))
+        stats["target_tokens"].append(int(tf.math.count_nonzero(labels != PAD_ID)))
+        stats["padded_target_len"].append(int(labels.shape[1]))
+        stats["padded_source_len"].append(int(source.shape[1]))
+    return cached, stats
+
+
+def build_tutorial(args, corpus) -> tuple[keras.Model, tf.data.Dataset, dict]:
+    """The tutorial model, compiled as in the tutorial, and its batches."""
+    processors = []
+    for sentences in (corpus.sources, corpus.targets):
+        strings = tf.data.Dataset.from_tensor_slices(list(sentences)).batch(1024)
+        processors.append(tutorial_model.make_text_processor(strings, args.word_vocab_size))
+    dataset = tutorial_model.make_dataset(
+        corpus.sources, corpus.targets, *processors, batch_size=args.batch_size, seed=args.seed
+    )
+    model = tutorial_model.Translator(
+        args.units, processors[0].vocabulary_size(), processors[1].vocabulary_size()
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=tutorial_model.masked_loss,
+        metrics=[tutorial_model.masked_acc, tutorial_model.masked_loss],
+    )
+    info = {
+        "vocab": [processors[0].vocabulary_size(), processors[1].vocabulary_size()],
+        "tokenizer": "TextVectorization (tf_lower_and_split_punct)",
+    }
+    return model, dataset, info
+
+
+def build_nmt_keras(args, family, corpus, tokenizers) -> tuple[keras.Model, dict]:
+    """An nmt-keras model of `family`, compiled with the project's loss and metric."""
+    config = ModelConfig(
+        type=family,
+        rnn="gru",
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        bidirectional=True,
+        dropout=args.dropout,
+        score_mode="general",
+        input_feeding=False,
+    )
+    config.validate("model")
+    model = build_model(config, tokenizers[0].vocab_size, tokenizers[1].vocab_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=args.clipnorm or None),
+        loss=MaskedCrossEntropy(pad_id=PAD_ID, label_smoothing=args.label_smoothing),
+        metrics=[MaskedAccuracy(pad_id=PAD_ID)],
+    )
+    info = {
+        "vocab": [tokenizers[0].vocab_size, tokenizers[1].vocab_size],
+        "tokenizer": "SentencePiece unigram",
+        "model_config": {
+            "type": config.type,
+            "score_mode": config.score_mode,
+            "input_feeding": config.input_feeding,
+            "dropout": config.dropout,
+        },
+    }
+    return model, info
+
+
+def time_fit(model: keras.Model, dataset: tf.data.Dataset, stats: dict, warmup: int) -> dict:
+    """One `model.fit` over the cached batches; times the steps after `warmup`."""
+    count = len(stats["pairs"])
+    timer = StepTimer()
+    model.fit(dataset, epochs=1, steps_per_epoch=count, verbose=0, callbacks=[timer])
+    if len(timer.ends) != count:
+        raise RuntimeError(f"Expected {count} steps. Received: {len(timer.ends)} step ends")
+    seconds = timer.ends[-1] - timer.ends[warmup - 1]
+    steps = count - warmup
+    pairs = sum(stats["pairs"][warmup:])
+    tokens = sum(stats["target_tokens"][warmup:])
+    return {
+        "seconds": seconds,
+        "s_per_step": seconds / steps,
+        "pairs_per_s": pairs / seconds,
+        "target_tokens_per_s": tokens / seconds,
+    }
+
+
+def machine_info() -> dict:
+    """Platform, CPUs, load and library versions."""
+    cpu_model = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {
+        "platform": platform.platform(),
+        "cpu_model": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_usable"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):
+        info["loadavg_start"] = list(os.getloadavg())
+    return info
+
+
+def summarise(names: list[str], runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Medians per model and the median per-repeat ratio to the tutorial."""
+    summary = {}
+    for name in names:
+        median = {key: statistics.median(run[key] for run in runs[name]) for key in runs[name][0]}
+        ratios = {}
+        for key in ("pairs_per_s", "target_tokens_per_s"):
+            per_repeat = [
+                run[key] / base[key] for run, base in zip(runs[name], runs[BASELINE], strict=True)
+            ]
+            ratios[key] = {"median": statistics.median(per_repeat), "per_repeat": per_repeat}
+        summary[name] = {"median": median, "ratio_vs_tutorial": ratios}
+    return summary
+
+
+def markdown_table(names: list[str], results: dict) -> str:
+    """The results as a markdown table."""
+    lines = [
+        "| model | vocab src/tgt | tgt tokens/pair | s/step | pairs/s | tgt tokens/s "
+        "| x tutorial (pairs/s) | x tutorial (tokens/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        model = results["models"][name]
+        median = model["median"]
+        ratios = model["ratio_vs_tutorial"]
+        lines.append(
+            f"| {name} | {model['vocab'][0]}/{model['vocab'][1]} "
+            f"| {model['batches']['target_tokens_per_pair']:.1f} "
+            f"| {median['s_per_step']:.3f} | {median['pairs_per_s']:.0f} "
+            f"| {median['target_tokens_per_s']:.0f} "
+            f"| {ratios['pairs_per_s']['median']:.2f} "
+            f"| {ratios['target_tokens_per_s']['median']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    machine = machine_info()
+    try:
+        corpus = read_parallel(
+            os.path.join(args.data, f"train.{args.src}.gz"),
+            os.path.join(args.data, f"train.{args.tgt}.gz"),
+        )
+    except CorpusError as error:
+        sys.exit(f"train_throughput.py: error: {error}")
+    keras.utils.set_random_seed(args.seed)
+
+    start = time.perf_counter()
+    tokenizers = [
+        Tokenizer(train_sentencepiece(sentences, args.vocab_size, seed=args.seed))
+        for sentences in (corpus.sources, corpus.targets)
+    ]
+    corpus, report = filter_pairs(
+        corpus, tokenizers[0].token_lengths, tokenizers[1].token_lengths, args.max_length
+    )
+    log(f"sentencepiece: {time.perf_counter() - start:.1f} s; {args.src}-{args.tgt}: {report}")
+
+    count = args.warmup + args.steps
+    models, datasets, infos = {}, {}, {}
+    models[BASELINE], tutorial_dataset, infos[BASELINE] = build_tutorial(args, corpus)
+    datasets[BASELINE] = cache_batches(tutorial_dataset, count)
+    nmt_dataset = cache_batches(
+        make_dataset(
+            corpus,
+            *tokenizers,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            shuffle=True,
+            seed=args.seed,
+        ),
+        count,
+    )
+    for family in args.families:
+        models[family], infos[family] = build_nmt_keras(args, family, corpus, tokenizers)
+        datasets[family] = nmt_dataset
+
+    names = [BASELINE, *args.families]
+    runs = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        for name in names:
+            dataset, stats = datasets[name]
+            run = time_fit(models[name], dataset, stats, args.warmup)
+            runs[name].append(run)
+            log(
+                f"repeat {repeat + 1}/{args.repeats} {name}: {run['s_per_step']:.3f} s/step, "
+                f"{run['pairs_per_s']:.0f} pairs/s, {run['target_tokens_per_s']:.0f} tokens/s"
+            )
+
+    if hasattr(os, "getloadavg"):
+        machine["loadavg_end"] = list(os.getloadavg())
+    summary = summarise(names, runs)
+    results = {
+        "benchmark": "train_throughput",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": [os.path.basename(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)],
+        "settings": {
+            "data": os.path.normpath(args.data),
+            "pair": f"{args.src}-{args.tgt}",
+            "train_pairs": len(corpus),
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "batch_size": args.batch_size,
+            "embedding_dim": args.embedding_dim,
+            "units": args.units,
+            "max_length": args.max_length,
+            "nmt_keras": {
+                "dropout": args.dropout,
+                "label_smoothing": args.label_smoothing,
+                "clipnorm": args.clipnorm or None,
+                "learning_rate": args.learning_rate,
+            },
+            "tutorial": {"optimizer": "adam", "learning_rate": args.learning_rate},
+        },
+        "machine": machine,
+        "models": {},
+    }
+    for name in names:
+        stats = datasets[name][1]
+        timed = slice(args.warmup, None)
+        pairs = sum(stats["pairs"][timed])
+        results["models"][name] = {
+            "description": DESCRIPTIONS[name],
+            **infos[name],
+            "params": models[name].count_params(),
+            "jit_compile": bool(models[name].jit_compile),
+            "batches": {
+                "target_tokens_per_pair": sum(stats["target_tokens"][timed]) / pairs,
+                "mean_padded_target_len": statistics.mean(stats["padded_target_len"][timed]),
+                "mean_padded_source_len": statistics.mean(stats["padded_source_len"][timed]),
+            },
+            "runs": runs[name],
+            **summary[name],
+        }
+    table = markdown_table(names, results)
+    print(table)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(results, file, indent=2)
+            file.write("\n")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as file:
+            file.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

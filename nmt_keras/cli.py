@@ -1,0 +1,179 @@
+"""`nmt-keras <command>`: train, translate, evaluate, plot-attention.
+
+A user mistake (bad config key, missing file, malformed corpus, incomplete run) prints
+one line naming the culprit and exits with status 2; TensorFlow is imported only once a
+command runs, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+USER_ERROR_EXIT = 2
+
+
+def _train(args: argparse.Namespace) -> None:
+    from nmt_keras.config import Config
+    from nmt_keras.training.trainer import train
+
+    overrides = list(args.set)
+    if args.mixed_precision:
+        overrides.append("training.mixed_precision=true")
+    config = Config.from_yaml(args.config, overrides)
+    run_dir = args.run_dir or os.path.join("runs", config.name)
+    train(config, run_dir, strategy=args.strategy)
+    print(f"run saved in {run_dir}", file=sys.stderr)
+
+
+def _read_input(path: str | None) -> list[str]:
+    if path is None:
+        return [line.rstrip("\n") for line in sys.stdin]
+    from nmt_keras.data.corpus import CorpusError
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            return [line.rstrip("\n") for line in file]
+    except FileNotFoundError:
+        raise CorpusError(f"Input file not found: {path}") from None
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"{path}: invalid UTF-8 at byte {error.start}") from None
+
+
+def _translate_lines(args: argparse.Namespace, sentences: list[str]) -> list[str]:
+    from tqdm import tqdm
+
+    from nmt_keras.run import load_run
+
+    translator = load_run(args.run, args.checkpoint).translator()
+    show_progress = args.input is not None and sys.stderr.isatty() or args.progress
+    with tqdm(total=len(sentences), disable=not show_progress, unit="sent") as bar:
+        return translator.translate_all(sentences, args.batch_size, progress=bar.update)
+
+
+def _write_output(path: str | None, lines: Sequence[str]) -> None:
+    text = "".join(f"{line}\n" for line in lines)
+    if path is None:
+        sys.stdout.write(text)
+        return
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _translate(args: argparse.Namespace) -> None:
+    sentences = _read_input(args.input)
+    _write_output(args.output, _translate_lines(args, sentences))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from nmt_keras.data.corpus import read_parallel
+    from nmt_keras.evaluation import score
+
+    corpus = read_parallel(args.src, args.ref)
+    hypotheses = _translate_lines(args, list(corpus.sources))
+    if args.output:
+        _write_output(args.output, hypotheses)
+    print(score(hypotheses, corpus.targets))
+
+
+def _plot_attention(args: argparse.Namespace) -> None:
+    from nmt_keras.plotting import plot_attention
+    from nmt_keras.run import RunError, load_run
+
+    run = load_run(args.run, args.checkpoint)
+    if not run.model.has_attention:
+        raise RunError(f"{args.run} holds a model without attention (model.type=seq2seq)")
+    alignment = run.translator().align(args.sentence)
+    plot_attention(
+        alignment.weights,
+        alignment.source_tokens,
+        alignment.target_tokens,
+        args.output,
+        title=alignment.translation,
+    )
+    print(alignment.translation)
+    print(f"attention plot written to {args.output}", file=sys.stderr)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run directory written by `train`")
+    parser.add_argument(
+        "--checkpoint", choices=("best", "last"), default="best", help="weights to load"
+    )
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    parser.add_argument("--progress", action="store_true", help="always show a progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="nmt-keras", description="Neural machine translation on Keras 3."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a YAML recipe")
+    train.add_argument("--config", required=True, help="YAML recipe (training/configs/*.yaml)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.units=128 (repeatable)",
+    )
+    train.add_argument("--run-dir", help="run directory (default: runs/<config name>)")
+    train.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
+    train.set_defaults(handler=_train)
+
+    translate = commands.add_parser("translate", help="translate a file or stdin to stdout")
+    _add_run_arguments(translate)
+    translate.add_argument("--input", help="source sentences, one a line (default: stdin)")
+    translate.add_argument("--output", help="translations (default: stdout)")
+    _add_decoding_arguments(translate)
+    translate.set_defaults(handler=_translate)
+
+    evaluate = commands.add_parser("evaluate", help="sacreBLEU and chrF against references")
+    _add_run_arguments(evaluate)
+    evaluate.add_argument("--src", required=True, help="source file (plain or .gz)")
+    evaluate.add_argument("--ref", required=True, help="reference file aligned with --src")
+    evaluate.add_argument("--output", help="also write the translations here")
+    _add_decoding_arguments(evaluate)
+    evaluate.set_defaults(handler=_evaluate, input=None)
+
+    plot = commands.add_parser("plot-attention", help="attention heatmap of one sentence")
+    _add_run_arguments(plot)
+    plot.add_argument("sentence", help="source sentence")
+    plot.add_argument("--output", default="attention.png", help="PNG file")
+    plot.set_defaults(handler=_plot_attention)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "batch_size", 1) < 1:
+        print(
+            f"nmt-keras: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr
+        )
+        return USER_ERROR_EXIT
+    from nmt_keras.config import ConfigError
+    from nmt_keras.data.corpus import CorpusError
+    from nmt_keras.run import RunError
+
+    try:
+        args.handler(args)
+    except (ConfigError, CorpusError, RunError, FileNotFoundError) as error:
+        print(f"nmt-keras: error: {error}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

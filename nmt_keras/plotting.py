@@ -1,0 +1,59 @@
+"""Attention heatmaps: which source tokens each target token looked at."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_attention(
+    weights: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    path: str,
+    title: str | None = None,
+) -> None:
+    """Writes a heatmap of attention weights as a PNG, atomically.
+
+    Args:
+        weights: `(tgt_len, src_len)` weights, rows summing to 1.
+        source_tokens: `src_len` labels of the columns.
+        target_tokens: `tgt_len` labels of the rows.
+        path: Output PNG file.
+        title: Optional title (e.g. the source sentence).
+
+    Raises:
+        ValueError: if the labels do not match the shape of `weights`.
+    """
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.shape != (len(target_tokens), len(source_tokens)):
+        raise ValueError(
+            "Expected weights of shape (len(target_tokens), len(source_tokens)). "
+            f"Received: weights.shape={weights.shape}, {len(target_tokens)} target tokens, "
+            f"{len(source_tokens)} source tokens"
+        )
+    height = max(3.0, 0.35 * len(target_tokens) + 1.5)
+    width = max(4.0, 0.45 * len(source_tokens) + 2.0)
+    figure, axes = plt.subplots(figsize=(width, height))
+    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90)
+    axes.set_yticks(range(len(target_tokens)), labels=target_tokens)
+    axes.set_xlabel("source")
+    axes.set_ylabel("target")
+    if title:
+        axes.set_title(title)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".png", delete=False) as file:
+        figure.savefig(file, format="png", dpi=120)
+    plt.close(figure)
+    os.replace(file.name, path)

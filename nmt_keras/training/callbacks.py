@@ -1,0 +1,126 @@
+"""Keras callbacks of the training loop: validation BLEU, atomic checkpoints, time budget."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+
+import keras
+import sacrebleu
+
+from nmt_keras.translator import Translator
+
+
+class BleuCallback(keras.callbacks.Callback):
+    """Decodes validation sentences each epoch and logs sacreBLEU and chrF.
+
+    Adds `val_bleu` and `val_chrf` to the epoch logs, so callbacks after it in the list
+    (checkpoints, early stopping, TensorBoard, CSV) see them.
+
+    Args:
+        translator: Translator of the model being trained.
+        sources: Validation source sentences.
+        references: Their reference translations.
+        batch_size: Sentences decoded per batch.
+    """
+
+    def __init__(
+        self,
+        translator: Translator,
+        sources: Sequence[str],
+        references: Sequence[str],
+        batch_size: int = 128,
+    ):
+        super().__init__()
+        if len(sources) != len(references):
+            raise ValueError(
+                "Expected as many references as sources. "
+                f"Received: {len(sources)} sources, {len(references)} references"
+            )
+        self.translator = translator
+        self.sources = list(sources)
+        self.references = list(references)
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Translates the validation sentences and scores them."""
+        hypotheses = self.translator.translate_all(self.sources, self.batch_size)
+        bleu = sacrebleu.corpus_bleu(hypotheses, [self.references])
+        chrf = sacrebleu.corpus_chrf(hypotheses, [self.references])
+        if logs is not None:
+            logs["val_bleu"] = bleu.score
+            logs["val_chrf"] = chrf.score
+
+
+class WeightsCheckpoint(keras.callbacks.Callback):
+    """Saves the latest and the best weights after every epoch, atomically.
+
+    Each file is written under a temporary name and renamed into place, so an
+    interruption never leaves a truncated checkpoint behind.
+
+    Args:
+        last_path: Weights file overwritten every epoch (`*.weights.h5`).
+        best_path: Weights file overwritten when `monitor` improves.
+        monitor: Log key to follow; `val_loss` is minimised, anything else maximised.
+        initial_best: Best value already reached (when resuming a run), if any.
+    """
+
+    def __init__(
+        self,
+        last_path: str,
+        best_path: str,
+        monitor: str = "val_loss",
+        initial_best: float | None = None,
+    ):
+        super().__init__()
+        self.last_path = last_path
+        self.best_path = best_path
+        self.monitor = monitor
+        self.minimize = "loss" in monitor
+        if initial_best is None:
+            initial_best = math.inf if self.minimize else -math.inf
+        self.best = initial_best
+
+    def _save(self, path: str) -> None:
+        temporary = path.removesuffix(".weights.h5") + ".tmp.weights.h5"
+        self.model.save_weights(temporary)
+        os.replace(temporary, path)
+
+    def _improved(self, value: float) -> bool:
+        return value < self.best if self.minimize else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Writes `last`, and `best` when the monitored value improved."""
+        os.makedirs(os.path.dirname(self.last_path), exist_ok=True)
+        self._save(self.last_path)
+        value = (logs or {}).get(self.monitor)
+        if value is not None and self._improved(float(value)):
+            self.best = float(value)
+            self._save(self.best_path)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once a wall-clock budget is spent.
+
+    Checked after every batch, so a budget is kept to within one step; the interrupted
+    epoch still ends normally (validation, checkpoints).
+
+    Args:
+        minutes: The budget.
+    """
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        """Starts the clock."""
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Stops the model when the budget is spent."""
+        if time.monotonic() - self.start >= self.seconds:
+            self.model.stop_training = True

@@ -1,0 +1,253 @@
+"""Wires a config into `model.fit`: corpora, tokenizers, datasets, model, callbacks."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import random
+
+import keras
+import tensorflow as tf
+
+from nmt_keras.config import Config, ConfigError, CorpusFiles
+from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_parallel, read_tsv
+from nmt_keras.data.pipeline import make_dataset
+from nmt_keras.models import build_model
+from nmt_keras.run import RunError, RunPaths
+from nmt_keras.text.sentencepiece_training import train_sentencepiece
+from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
+from nmt_keras.training.callbacks import BleuCallback, TimeBudget, WeightsCheckpoint
+from nmt_keras.training.losses import MaskedCrossEntropy
+from nmt_keras.training.metrics import MaskedAccuracy
+from nmt_keras.translator import Translator
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored")
+
+
+def read_corpus(files: CorpusFiles) -> ParallelCorpus:
+    """Reads one split: two aligned files or one TSV file."""
+    if files.tsv is not None:
+        return read_tsv(files.tsv)
+    return read_parallel(files.source, files.target)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default` (one device) or `mirrored` over every GPU, else every logical CPU.
+
+    Raises:
+        ValueError: for an unknown strategy name.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Expected strategy to be one of {', '.join(STRATEGIES)}. Received: strategy={name}"
+        )
+    if name == "default":
+        return tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def _check_resumable(paths: RunPaths, config: Config) -> None:
+    """Refuses to continue a run directory trained with another model or tokenizer."""
+    if not os.path.isfile(paths.config):
+        return
+    previous = Config.from_yaml(paths.config)
+    for section in ("model", "tokenizer"):
+        before, now = getattr(previous, section), getattr(config, section)
+        for field in dataclasses.fields(before):
+            old, new = getattr(before, field.name), getattr(now, field.name)
+            if old != new:
+                raise RunError(
+                    f"{paths.root} was trained with {section}.{field.name}={old!r}, not {new!r}: "
+                    "use another --run-dir or the same config"
+                )
+
+
+def _tokenizers(
+    paths: RunPaths, config: Config, corpus: ParallelCorpus
+) -> tuple[Tokenizer, Tokenizer]:
+    """Loads the run's SentencePiece models, or trains and saves them on `corpus`."""
+    if os.path.isfile(paths.source_tokenizer) and os.path.isfile(paths.target_tokenizer):
+        return Tokenizer.from_file(paths.source_tokenizer), Tokenizer.from_file(
+            paths.target_tokenizer
+        )
+    settings = config.tokenizer
+
+    def train(sentences) -> bytes:
+        return train_sentencepiece(
+            sentences,
+            settings.vocab_size,
+            model_type=settings.model_type,
+            character_coverage=settings.character_coverage,
+        )
+
+    if settings.joint:
+        source_model = target_model = train(list(corpus.sources) + list(corpus.targets))
+    else:
+        source_model, target_model = train(corpus.sources), train(corpus.targets)
+    source, target = Tokenizer(source_model), Tokenizer(target_model)
+    source.save(paths.source_tokenizer)
+    target.save(paths.target_tokenizer)
+    return source, target
+
+
+def _subsample(corpus: ParallelCorpus, count: int, seed: int) -> ParallelCorpus:
+    """A random `count` of the pairs (all of them when there are fewer), in corpus order."""
+    if count >= len(corpus):
+        return corpus
+    chosen = sorted(random.Random(seed).sample(range(len(corpus)), count))
+    return ParallelCorpus(
+        tuple(corpus.sources[index] for index in chosen),
+        tuple(corpus.targets[index] for index in chosen),
+    )
+
+
+def _best_so_far(paths: RunPaths, monitor: str) -> float | None:
+    """The best `monitor` value in the history of an interrupted run, if any."""
+    if not os.path.isfile(paths.history):
+        return None
+    with open(paths.history, newline="", encoding="utf-8") as file:
+        values = [float(row[monitor]) for row in csv.DictReader(file) if row.get(monitor)]
+    if not values:
+        return None
+    return min(values) if "loss" in monitor else max(values)
+
+
+def _callbacks(
+    paths: RunPaths, config: Config, translator: Translator, valid: ParallelCorpus
+) -> list[keras.callbacks.Callback]:
+    """The callbacks in the order their logs depend on: BLEU first, loggers last."""
+    settings = config.training
+    callbacks: list[keras.callbacks.Callback] = []
+    if settings.bleu_samples:
+        count = min(settings.bleu_samples, len(valid))
+        callbacks.append(BleuCallback(translator, valid.sources[:count], valid.targets[:count]))
+    callbacks.append(keras.callbacks.BackupAndRestore(paths.backup))
+    callbacks.append(
+        WeightsCheckpoint(
+            paths.checkpoint("last"),
+            paths.checkpoint("best"),
+            monitor=settings.monitor,
+            initial_best=_best_so_far(paths, settings.monitor),
+        )
+    )
+    if settings.early_stopping_patience:
+        mode = "min" if "loss" in settings.monitor else "max"
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                settings.monitor, patience=settings.early_stopping_patience, mode=mode
+            )
+        )
+    if settings.max_minutes:
+        callbacks.append(TimeBudget(settings.max_minutes))
+    callbacks.append(keras.callbacks.TensorBoard(paths.logs))
+    callbacks.append(keras.callbacks.CSVLogger(paths.history, append=True))
+    return callbacks
+
+
+def train(config: Config, run_dir: str, strategy: str = "default") -> keras.callbacks.History:
+    """Trains `config` into `run_dir`, resuming it if an earlier run was interrupted.
+
+    Writes the config and the tokenizers first, then checkpoints every epoch (see
+    `nmt_keras.run`). Running it again on the same directory continues from the last
+    completed epoch with the same tokenizers.
+
+    Args:
+        config: The experiment.
+        run_dir: Where the run lives.
+        strategy: `default` or `mirrored` (`tf.distribute.MirroredStrategy`).
+
+    Returns:
+        The Keras `History` of this call.
+
+    Raises:
+        CorpusError: a corpus file is missing or malformed (names file and line).
+        RunError: `run_dir` holds a run of another model or tokenizer.
+        ConfigError: the data leaves nothing to train on.
+    """
+    distribution = make_strategy(strategy)
+    paths = RunPaths(run_dir)
+    _check_resumable(paths, config)
+    train_corpus = read_corpus(config.data.train)
+    valid_corpus = read_corpus(config.data.valid)
+    os.makedirs(paths.root, exist_ok=True)
+    config.to_yaml(paths.config)
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.training.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _fit(config, paths, distribution, train_corpus, valid_corpus)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _fit(
+    config: Config,
+    paths: RunPaths,
+    distribution: tf.distribute.Strategy,
+    train_corpus: ParallelCorpus,
+    valid_corpus: ParallelCorpus,
+) -> keras.callbacks.History:
+    """Tokenizers, datasets, model and `model.fit`, under the dtype policy already set."""
+    source_tokenizer, target_tokenizer = _tokenizers(paths, config, train_corpus)
+    max_length = config.data.max_length
+    train_corpus, report = filter_pairs(
+        train_corpus, source_tokenizer.token_lengths, target_tokenizer.token_lengths, max_length
+    )
+    logger.info("training pairs: %s", report)
+    if not len(train_corpus):
+        raise ConfigError(f"No training pair is left after filtering: {report}")
+    if config.data.max_train_pairs:
+        train_corpus = _subsample(
+            train_corpus, config.data.max_train_pairs, config.data.shuffle_seed
+        )
+    valid_filtered, _ = filter_pairs(
+        valid_corpus, source_tokenizer.token_lengths, target_tokenizer.token_lengths, max_length
+    )
+
+    batching = dict(
+        batch_size=config.data.batch_size, max_tokens=config.data.max_tokens, max_length=max_length
+    )
+    train_data = make_dataset(
+        train_corpus,
+        source_tokenizer,
+        target_tokenizer,
+        shuffle=True,
+        seed=config.data.shuffle_seed,
+        **batching,
+    )
+    valid_data = make_dataset(
+        valid_filtered, source_tokenizer, target_tokenizer, shuffle=False, **batching
+    )
+    if config.training.steps_per_epoch:
+        train_data = train_data.repeat()
+
+    with distribution.scope():
+        model = build_model(config.model, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                config.training.learning_rate, clipnorm=config.training.clipnorm
+            ),
+            loss=MaskedCrossEntropy(PAD_ID, config.training.label_smoothing),
+            metrics=[MaskedAccuracy(PAD_ID)],
+        )
+    translator = Translator(
+        model,
+        source_tokenizer,
+        target_tokenizer,
+        max_source_length=max_length,
+        max_decode_length=config.training.max_decode_length,
+    )
+    return model.fit(
+        train_data,
+        validation_data=valid_data,
+        epochs=config.training.epochs,
+        steps_per_epoch=config.training.steps_per_epoch,
+        callbacks=_callbacks(paths, config, translator, valid_corpus),
+        verbose=2,
+    )
