@@ -44,12 +44,15 @@ def _read_input(path: str | None) -> list[str]:
         raise CorpusError(f"{path}: invalid UTF-8 at byte {error.start}") from None
 
 
-def _translate_lines(args: argparse.Namespace, sentences: list[str]) -> list[str]:
-    from tqdm import tqdm
-
+def _load_translator(args: argparse.Namespace):
     from nmt_keras.run import load_run
 
-    translator = load_run(args.run, args.checkpoint).translator()
+    return load_run(args.run, args.checkpoint).translator()
+
+
+def _translate_lines(args: argparse.Namespace, translator, sentences: list[str]) -> list[str]:
+    from tqdm import tqdm
+
     show_progress = args.input is not None and sys.stderr.isatty() or args.progress
     with tqdm(total=len(sentences), disable=not show_progress, unit="sent") as bar:
         return translator.translate_all(sentences, args.batch_size, progress=bar.update)
@@ -65,8 +68,9 @@ def _write_output(path: str | None, lines: Sequence[str]) -> None:
 
 
 def _translate(args: argparse.Namespace) -> None:
+    translator = _load_translator(args)
     sentences = _read_input(args.input)
-    _write_output(args.output, _translate_lines(args, sentences))
+    _write_output(args.output, _translate_lines(args, translator, sentences))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -74,7 +78,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from nmt_keras.evaluation import score
 
     corpus = read_parallel(args.src, args.ref)
-    hypotheses = _translate_lines(args, list(corpus.sources))
+    hypotheses = _translate_lines(args, _load_translator(args), list(corpus.sources))
     if args.output:
         _write_output(args.output, hypotheses)
     print(score(hypotheses, corpus.targets))

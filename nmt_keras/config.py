@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 import types
 import typing
@@ -20,6 +21,12 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration file, key or value is invalid."""
+
+
+# PyYAML follows YAML 1.1, which reads `1e-4` (no dot) as a string; such a string is
+# accepted where a float is expected, so `learning_rate: 1e-4` and `--set
+# training.learning_rate=1e-4` work. Any other string is still a type error.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _check_positive(path: str, value: int | float | None) -> None:
@@ -390,6 +397,8 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
         return float(value)
     if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(

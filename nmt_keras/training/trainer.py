@@ -51,6 +51,19 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
+def _divisible_batches(dataset: tf.data.Dataset, replicas: int) -> tf.data.Dataset:
+    """Keeps the batches whose size splits evenly over `replicas`.
+
+    Keras builds a distributed model from the replica-mean of the first batch, which
+    fails when replicas get different sizes. Full bucket batches are kept (sizes are
+    multiples of 2, 4, 8), so only some of the last, partial batch of a bucket is lost,
+    and shuffling puts other pairs there every epoch.
+    """
+    if replicas == 1:
+        return dataset
+    return dataset.filter(lambda inputs, labels: tf.shape(labels)[0] % replicas == 0)
+
+
 def _check_resumable(paths: RunPaths, config: Config) -> None:
     """Refuses to continue a run directory trained with another model or tokenizer."""
     if not os.path.isfile(paths.config):
@@ -224,6 +237,9 @@ def _fit(
     valid_data = make_dataset(
         valid_filtered, source_tokenizer, target_tokenizer, shuffle=False, **batching
     )
+    replicas = distribution.num_replicas_in_sync
+    train_data = _divisible_batches(train_data, replicas)
+    valid_data = _divisible_batches(valid_data, replicas)
     if config.training.steps_per_epoch:
         train_data = train_data.repeat()
 

@@ -1,0 +1,247 @@
+import keras
+import numpy as np
+import pytest
+
+from nmt_keras.layers.bahdanau_decoder import BahdanauDecoder
+from nmt_keras.layers.context_decoder import ContextDecoder
+from nmt_keras.layers.luong_decoder import LuongDecoder
+from nmt_keras.layers.rnn_stack import states_per_layer
+
+VOCAB, EMBEDDING, UNITS, ATTENTION_UNITS = 11, 6, 8, 5
+BATCH, SRC_LEN, TGT_LEN = 2, 5, 4
+SOURCE_LENGTHS = np.array([5, 3])  # the second source sentence is padded
+TOKENS = np.array([[2, 4, 5, 6], [2, 7, 7, 8]], "int32")
+
+# name -> (class, constructor kwargs)
+DECODERS = {
+    "context-gru": (ContextDecoder, dict(rnn="gru")),
+    "context-lstm-2-residual": (ContextDecoder, dict(rnn="lstm", num_layers=2, residual=True)),
+    "bahdanau-gru": (BahdanauDecoder, dict(rnn="gru")),
+    "bahdanau-normalize-lstm-2-residual": (
+        BahdanauDecoder,
+        dict(rnn="lstm", num_layers=2, residual=True, attention_normalize=True),
+    ),
+    "luong-dot": (LuongDecoder, dict(score_mode="dot")),
+    "luong-general-lstm": (LuongDecoder, dict(score_mode="general", rnn="lstm")),
+    "luong-concat-scale": (LuongDecoder, dict(score_mode="concat", attention_scale=True)),
+    "luong-feed-lstm-2": (
+        LuongDecoder,
+        dict(score_mode="general", rnn="lstm", num_layers=2, input_feeding=True),
+    ),
+    "luong-feed-dot": (LuongDecoder, dict(score_mode="dot", input_feeding=True)),
+}
+
+
+def make_decoder(name, seed=0, **overrides):
+    cls, kwargs = DECODERS[name]
+    kwargs = {**kwargs, **overrides}
+    if cls is not ContextDecoder:
+        kwargs.setdefault("attention_units", ATTENTION_UNITS)
+    keras.utils.set_random_seed(seed)
+    return cls(VOCAB, EMBEDDING, UNITS, name="decoder", **kwargs)
+
+
+def make_memory_inputs(src_len=SRC_LEN, seed=1):
+    """Encoder outputs (garbage on padding), the mask and a summary."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(BATCH, src_len, UNITS)).astype("float32")
+    mask = np.arange(src_len)[None, :] < SOURCE_LENGTHS[:, None]
+    summary = rng.normal(size=(BATCH, UNITS)).astype("float32")
+    return values, mask, summary
+
+
+def make_states(decoder, seed=2):
+    rng = np.random.default_rng(seed)
+    count = decoder.num_layers * states_per_layer(decoder.rnn)
+    return [np.tanh(rng.normal(size=(BATCH, UNITS))).astype("float32") for _ in range(count)]
+
+
+def step_loop(decoder, tokens, memory, rnn_states):
+    """Logits and attention from decoder.step(), one token at a time."""
+    state = decoder.initial_state(memory, rnn_states)
+    logits, attention = [], []
+    for time in range(tokens.shape[1]):
+        step_logits, state, weights = decoder.step(tokens[:, time], state, memory)
+        logits.append(np.asarray(step_logits))
+        attention.append(None if weights is None else np.asarray(weights))
+    if attention[0] is None:
+        return np.stack(logits, 1), None
+    return np.stack(logits, 1), np.stack(attention, 1)
+
+
+@pytest.fixture(scope="module", params=sorted(DECODERS))
+def decoded(request):
+    """A decoder, its inputs and its teacher-forced and step-by-step outputs."""
+    name = request.param
+    decoder = make_decoder(name)
+    values, mask, summary = make_memory_inputs()
+    memory = decoder.prepare_memory(values, mask, summary)
+    states = make_states(decoder)
+    logits, attention = decoder(TOKENS, memory, states)
+    attention = None if attention is None else np.asarray(attention)
+    step_logits, step_attention = step_loop(decoder, TOKENS, memory, states)
+    return {
+        "name": name,
+        "decoder": decoder,
+        "memory": memory,
+        "inputs": (values, mask, summary),
+        "states": states,
+        "logits": np.asarray(logits),
+        "attention": attention,
+        "step_logits": step_logits,
+        "step_attention": step_attention,
+    }
+
+
+def test_teacher_forcing_equals_the_step_loop(decoded):
+    np.testing.assert_allclose(decoded["logits"], decoded["step_logits"], atol=1e-5)
+    if decoded["attention"] is None:
+        assert decoded["step_attention"] is None
+    else:
+        np.testing.assert_allclose(decoded["attention"], decoded["step_attention"], atol=1e-5)
+
+
+def test_output_shapes_and_dtypes(decoded):
+    logits = decoded["logits"]
+    assert logits.shape == (BATCH, TGT_LEN, VOCAB)
+    assert logits.dtype == np.float32
+    assert np.all(np.isfinite(logits))
+    # Different positions and sentences give different distributions.
+    assert not np.allclose(logits[:, 0], logits[:, 1])
+    if decoded["name"].startswith("context"):
+        assert decoded["attention"] is None
+        assert "keys" not in decoded["memory"]
+    else:
+        assert decoded["attention"].shape == (BATCH, TGT_LEN, SRC_LEN)
+        assert decoded["memory"]["keys"].shape[:2] == (BATCH, SRC_LEN)
+
+
+def test_attention_rows_sum_to_one_and_skip_padding(decoded):
+    attention = decoded["attention"]
+    if attention is None:
+        pytest.skip("the fixed-context decoder does not attend")
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    for row, length in enumerate(SOURCE_LENGTHS):
+        assert np.all(attention[row, :, length:] == 0.0)
+        assert np.all(attention[row, :, :length] > 0.0)
+
+
+def test_future_target_tokens_do_not_change_earlier_logits(decoded):
+    decoder = decoded["decoder"]
+    changed = TOKENS.copy()
+    changed[:, 2:] = [[9, 10], [1, 3]]
+    logits, _ = decoder(changed, decoded["memory"], decoded["states"])
+    np.testing.assert_allclose(logits[:, :2], decoded["logits"][:, :2], atol=1e-5)
+    assert not np.allclose(logits[:, 2:], decoded["logits"][:, 2:])
+
+
+def test_extra_source_padding_changes_nothing(decoded):
+    decoder = decoded["decoder"]
+    values, mask, summary = decoded["inputs"]
+    rng = np.random.default_rng(5)
+    garbage = rng.normal(size=(BATCH, 3, UNITS)).astype("float32") * 10
+    longer_values = np.concatenate([values, garbage], axis=1)
+    longer_mask = np.concatenate([mask, np.zeros((BATCH, 3), bool)], axis=1)
+    memory = decoder.prepare_memory(longer_values, longer_mask, summary)
+    logits, attention = decoder(TOKENS, memory, decoded["states"])
+    np.testing.assert_allclose(logits, decoded["logits"], atol=1e-5)
+    if attention is not None:
+        np.testing.assert_allclose(attention[:, :, :SRC_LEN], decoded["attention"], atol=1e-6)
+        assert np.all(np.asarray(attention)[:, :, SRC_LEN:] == 0.0)
+
+
+def test_what_the_decoder_reads_from_memory(decoded):
+    decoder = decoded["decoder"]
+    values, mask, summary = decoded["inputs"]
+    # Change the annotations of the real source tokens, keep the summary.
+    memory = decoder.prepare_memory(values[:, ::-1] * 2.0, mask, summary)
+    logits, _ = decoder(TOKENS, memory, decoded["states"])
+    if decoded["name"].startswith("context"):
+        # Cho et al. (2014): only the fixed context vector c is read.
+        np.testing.assert_allclose(logits, decoded["logits"], atol=1e-6)
+    else:
+        assert not np.allclose(logits, decoded["logits"], atol=1e-4)
+
+
+def test_initial_states_matter(decoded):
+    decoder = decoded["decoder"]
+    states = [state * -1.0 for state in decoded["states"]]
+    logits, _ = decoder(TOKENS, decoded["memory"], states)
+    assert not np.allclose(logits[:, 0], decoded["logits"][:, 0], atol=1e-4)
+
+
+def test_config_round_trip(decoded):
+    decoder = decoded["decoder"]
+    config = decoder.get_config()
+    cls, kwargs = DECODERS[decoded["name"]]
+    for key, value in kwargs.items():
+        assert config[key] == value
+    assert (config["vocab_size"], config["embedding_dim"], config["units"]) == (
+        VOCAB,
+        EMBEDDING,
+        UNITS,
+    )
+    restored = cls.from_config(config)
+    values, mask, summary = decoded["inputs"]
+    memory = restored.prepare_memory(values, mask, summary)
+    restored(TOKENS[:, :1], memory, decoded["states"])  # builds the weights
+    assert [w.shape for w in restored.weights] == [w.shape for w in decoder.weights]
+    restored.set_weights(decoder.get_weights())
+    memory = restored.prepare_memory(values, mask, summary)
+    logits, attention = restored(TOKENS, memory, decoded["states"])
+    np.testing.assert_allclose(logits, decoded["logits"], atol=1e-6)
+    if attention is not None:
+        np.testing.assert_allclose(attention, decoded["attention"], atol=1e-6)
+
+
+def test_bahdanau_attends_before_the_step():
+    # The first query is s_0, so the first attention does not depend on the first token.
+    decoder = make_decoder("bahdanau-gru")
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    _, _, first = decoder.step(np.array([2, 2]), state, memory)
+    _, _, other = decoder.step(np.array([5, 9]), state, memory)
+    np.testing.assert_allclose(first, other, atol=1e-7)
+
+
+def test_luong_attends_after_the_step():
+    # The query is h_t, computed from the current token.
+    decoder = make_decoder("luong-general-lstm")
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    _, _, first = decoder.step(np.array([2, 2]), state, memory)
+    _, _, other = decoder.step(np.array([5, 9]), state, memory)
+    assert not np.allclose(first, other, atol=1e-5)
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_luong_input_feeding_state(input_feeding):
+    decoder = make_decoder("luong-dot", input_feeding=input_feeding)
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    assert ("feed" in state) == input_feeding
+    if input_feeding:
+        np.testing.assert_array_equal(state["feed"], np.zeros((BATCH, UNITS)))
+        _, new_state, _ = decoder.step(np.array([2, 2]), state, memory)
+        assert new_state["feed"].shape == (BATCH, UNITS)
+        assert np.all(np.abs(new_state["feed"]) <= 1.0)  # h~ = tanh(W_c [c; h])
+        assert np.any(np.asarray(new_state["feed"]) != 0.0)
+
+
+def test_dropout_only_in_training():
+    decoder = make_decoder("luong-dot", dropout=0.5)
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    states = make_states(decoder)
+    inference, _ = decoder(TOKENS, memory, states)
+    again, _ = decoder(TOKENS, memory, states, training=False)
+    np.testing.assert_allclose(inference, again)
+    training, _ = decoder(TOKENS, memory, states, training=True)
+    assert not np.allclose(inference, training)
+
+
+def test_luong_dot_needs_matching_depths():
+    decoder = make_decoder("luong-dot")
+    values, mask, summary = make_memory_inputs()
+    wider = np.concatenate([values, values], axis=-1)
+    with pytest.raises(ValueError, match="score_mode='dot'"):
+        decoder.prepare_memory(wider, mask, summary)

@@ -1,0 +1,144 @@
+import keras
+import numpy as np
+import pytest
+
+from nmt_keras.layers.encoder import Encoder
+
+VOCAB, EMBEDDING, UNITS = 20, 6, 8
+# One sentence alone, and the same sentence padded in a batch with others.
+ALONE = np.array([[2, 5, 6, 7, 3]], "int32")
+BATCH = np.array([[2, 5, 6, 7, 3, 0, 0], [2, 8, 3, 0, 0, 0, 0], [2, 9, 10, 11, 12, 13, 3]], "int32")
+LENGTHS = (BATCH != 0).sum(axis=1)
+# (rnn, bidirectional, num_layers, residual)
+CASES = {
+    "bigru": ("gru", True, 1, False),
+    "lstm": ("lstm", False, 1, False),
+    "bilstm-2-residual": ("lstm", True, 2, True),
+    "gru-2-residual": ("gru", False, 2, True),
+}
+
+
+def make_encoder(rnn, bidirectional, num_layers=1, residual=False, decoder_layers=2, **kwargs):
+    keras.utils.set_random_seed(0)
+    return Encoder(
+        VOCAB,
+        EMBEDDING,
+        UNITS,
+        num_layers=num_layers,
+        rnn=rnn,
+        bidirectional=bidirectional,
+        residual=residual,
+        decoder_layers=decoder_layers,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def encoded(request):
+    """An encoder of each kind with its outputs on BATCH and on ALONE (computed once)."""
+    case = CASES[request.param]
+    encoder = make_encoder(*case)
+    to_numpy = lambda outputs: keras.tree.map_structure(np.asarray, outputs)  # noqa: E731
+    return case, encoder, to_numpy(encoder(BATCH)), to_numpy(encoder(ALONE))
+
+
+def test_output_shapes_and_mask(encoded):
+    (rnn, _, _, _), _, (outputs, mask, summary, decoder_state), _ = encoded
+    assert outputs.shape == (3, 7, UNITS)
+    assert summary.shape == (3, UNITS)
+    assert mask.dtype == bool
+    np.testing.assert_array_equal(mask, BATCH != 0)
+    per_layer = 2 if rnn == "lstm" else 1
+    assert len(decoder_state) == 2 * per_layer  # decoder_layers=2
+    for state in decoder_state:
+        assert state.shape == (3, UNITS)
+        assert np.all(np.abs(state) <= 1.0)  # tanh bridge
+    # Each decoder layer has its own bridge, so the layers start from different states.
+    assert not np.allclose(decoder_state[0], decoder_state[per_layer])
+
+
+def test_padding_does_not_change_real_positions_or_the_summary(encoded):
+    _, _, padded, alone = encoded
+    length = ALONE.shape[1]
+    np.testing.assert_allclose(padded[0][:1, :length], alone[0], atol=1e-5)
+    np.testing.assert_allclose(padded[2][:1], alone[2], atol=1e-5)
+    for a, b in zip(padded[3], alone[3], strict=True):
+        np.testing.assert_allclose(a[:1], b, atol=1e-5)
+
+
+def test_summary_is_the_final_state_of_each_direction(encoded):
+    (rnn, bidirectional, _, residual), encoder, (outputs, _, summary, _), _ = encoded
+    if residual:
+        # The top layer's own outputs are outputs minus the layer below's: check via shapes.
+        assert summary.shape == (3, UNITS)
+        return
+    half = UNITS // 2
+    for row, length in enumerate(LENGTHS):
+        if bidirectional:
+            # Forward ends on the last real token; backward ends on x_1.
+            np.testing.assert_allclose(summary[row, :half], outputs[row, length - 1, :half], 1e-6)
+            np.testing.assert_allclose(summary[row, half:], outputs[row, 0, half:], atol=1e-6)
+        else:
+            np.testing.assert_allclose(summary[row], outputs[row, length - 1], atol=1e-6)
+
+
+def test_bridge_is_tanh_of_a_dense_layer_on_the_summary(encoded):
+    (rnn, _, _, _), encoder, (_, _, summary, decoder_state), _ = encoded
+    kernel, bias = encoder.bridges[0].get_weights()
+    np.testing.assert_allclose(decoder_state[0], np.tanh(summary @ kernel + bias), atol=1e-5)
+
+
+def test_config_round_trip(encoded):
+    (rnn, bidirectional, num_layers, residual), encoder, expected, _ = encoded
+    config = encoder.get_config()
+    assert (config["rnn"], config["bidirectional"]) == (rnn, bidirectional)
+    assert (config["num_layers"], config["residual"]) == (num_layers, residual)
+    assert (config["decoder_layers"], config["decoder_units"]) == (2, UNITS)
+    restored = Encoder.from_config(config)
+    restored(BATCH[:, :1])  # builds the weights
+    restored.set_weights(encoder.get_weights())
+    actual = restored(BATCH)
+    for a, b in zip(keras.tree.flatten(actual), keras.tree.flatten(expected), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_direction_of_reading():
+    changed = ALONE.copy()
+    changed[0, 3] = 15
+    half = UNITS // 2
+    encoder = make_encoder("gru", bidirectional=True)
+    a, b = encoder(ALONE)[0], encoder(changed)[0]
+    np.testing.assert_allclose(a[0, :3, :half], b[0, :3, :half], atol=1e-6)  # forward: past only
+    assert not np.allclose(a[0, :3, half:], b[0, :3, half:])  # backward reads token 3
+    encoder = make_encoder("gru", bidirectional=False)
+    a, b = encoder(ALONE)[0], encoder(changed)[0]
+    np.testing.assert_allclose(a[0, :3], b[0, :3], atol=1e-6)
+    assert not np.allclose(a[0, 3:], b[0, 3:])
+
+
+def test_lstm_bridges_the_cell_state_too():
+    encoder = make_encoder("lstm", bidirectional=False, decoder_layers=1, decoder_units=10)
+    _, _, summary, decoder_state = encoder(ALONE)
+    assert [s.shape for s in decoder_state] == [(1, 10), (1, 10)]
+    _, h, c = encoder.rnn_layers[0](encoder.embedding(ALONE))
+    np.testing.assert_allclose(summary, h, atol=1e-6)
+    kernel, bias = encoder.bridges[1].get_weights()
+    np.testing.assert_allclose(decoder_state[1], np.tanh(c @ kernel + bias), atol=1e-5)
+
+
+def test_dropout_only_in_training():
+    encoder = make_encoder("gru", bidirectional=False, dropout=0.5)
+    inference = encoder(ALONE)[0]
+    np.testing.assert_allclose(encoder(ALONE, training=False)[0], inference)
+    assert not np.allclose(encoder(ALONE, training=True)[0], inference)
+
+
+def test_odd_units_with_bidirectional_are_rejected():
+    with pytest.raises(ValueError, match="even units"):
+        Encoder(VOCAB, EMBEDDING, 7, bidirectional=True)
+    assert Encoder(VOCAB, EMBEDDING, 7, bidirectional=False).units == 7
+
+
+def test_bad_rnn_is_rejected():
+    with pytest.raises(ValueError, match="rnn=cnn"):
+        Encoder(VOCAB, EMBEDDING, UNITS, rnn="cnn")

@@ -1,0 +1,161 @@
+import keras
+import numpy as np
+import pytest
+
+from nmt_keras.layers.rnn_stack import RNNStack, check_rnn, states_per_layer
+
+BATCH, TIME, FEATURES, UNITS = 2, 4, 3, 5
+CASES = [
+    ("gru", 1, False),
+    ("gru", 2, True),
+    ("lstm", 1, False),
+    ("lstm", 3, True),
+    ("lstm", 2, False),
+]
+
+
+def make_stack(rnn, num_layers, residual, seed=0):
+    keras.utils.set_random_seed(seed)
+    stack = RNNStack(UNITS, num_layers, rnn=rnn, residual=residual, name="stack")
+    stack.build((None, None, FEATURES))
+    return stack
+
+
+def random_inputs(seed=1, time=TIME):
+    rng = np.random.default_rng(seed)
+    inputs = rng.normal(size=(BATCH, time, FEATURES)).astype("float32")
+    return inputs
+
+
+def random_states(rnn, num_layers, seed=2):
+    rng = np.random.default_rng(seed)
+    count = num_layers * states_per_layer(rnn)
+    return [rng.normal(size=(BATCH, UNITS)).astype("float32") * 0.5 for _ in range(count)]
+
+
+def run_steps(stack, inputs, states):
+    outputs = []
+    for time in range(inputs.shape[1]):
+        output, states = stack.step(inputs[:, time], states)
+        outputs.append(output)
+    return np.stack(outputs, axis=1), states
+
+
+@pytest.mark.parametrize("rnn, num_layers, residual", CASES)
+def test_step_loop_equals_call(rnn, num_layers, residual):
+    stack = make_stack(rnn, num_layers, residual)
+    inputs = random_inputs()
+    states = random_states(rnn, num_layers)
+    outputs, final = stack(inputs, states)
+    step_outputs, step_final = run_steps(stack, inputs, states)
+    assert outputs.shape == (BATCH, TIME, UNITS)
+    np.testing.assert_allclose(outputs, step_outputs, atol=1e-5)
+    assert len(final) == len(step_final) == num_layers * states_per_layer(rnn)
+    for a, b in zip(final, step_final, strict=True):
+        assert a.shape == (BATCH, UNITS)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_final_states_are_layer_by_layer(rnn):
+    stack = make_stack(rnn, 2, False)
+    inputs = random_inputs()
+    outputs, final = stack(inputs, random_states(rnn, 2))
+    # The top layer's hidden state is its last output; LSTM keeps [h, c] per layer.
+    top_h = final[states_per_layer(rnn)]
+    np.testing.assert_allclose(outputs[:, -1], top_h, atol=1e-6)
+    if rnn == "lstm":
+        assert not np.allclose(final[2], final[3])  # h differs from c
+
+
+def test_state_of_one_layer_only_affects_that_layer_and_above():
+    stack = make_stack("gru", 2, False)
+    inputs = random_inputs()
+    states = random_states("gru", 2)
+    _, base = stack(inputs, states)
+    changed = [states[0], states[1] + 1.0]
+    _, final = stack(inputs, changed)
+    np.testing.assert_allclose(base[0], final[0], atol=1e-6)  # layer 1 untouched
+    assert not np.allclose(base[1], final[1])
+
+
+def test_residual_adds_the_layer_input():
+    plain = make_stack("gru", 2, False, seed=3)
+    residual = make_stack("gru", 2, True, seed=3)
+    residual.set_weights(plain.get_weights())
+    inputs = random_inputs(time=1)[:, 0]
+    states = random_states("gru", 2)
+    out_plain, states_plain = plain.step(inputs, states)
+    out_residual, states_residual = residual.step(inputs, states)
+    # Layer 2 reads h_1 in both; the residual output is h_1 + h_2.
+    np.testing.assert_allclose(states_plain[1], states_residual[1], atol=1e-6)
+    np.testing.assert_allclose(out_residual, states_plain[0] + states_plain[1], atol=1e-6)
+    np.testing.assert_allclose(out_plain, states_plain[1], atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Layer 'stack' .* was passed an input with a mask")
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_masked_steps_keep_the_state(rnn):
+    stack = make_stack(rnn, 2, True)
+    inputs = random_inputs(time=5)
+    states = random_states(rnn, 2)
+    mask = np.array([[True] * 5, [True, True, True, False, False]])
+    _, final = stack(inputs, states, mask=mask)
+    _, short = stack(inputs[:, :3], states)
+    _, full = stack(inputs, states)
+    for a, b, c in zip(final, short, full, strict=True):
+        np.testing.assert_allclose(a[1], b[1], atol=1e-5)  # stopped after 3 steps
+        np.testing.assert_allclose(a[0], c[0], atol=1e-5)  # unmasked row runs on
+
+
+def test_dropout_only_in_training_and_only_between_layers():
+    keras.utils.set_random_seed(0)
+    stack = RNNStack(UNITS, 2, rnn="gru", dropout=0.5)
+    inputs = random_inputs()
+    states = random_states("gru", 2)
+    inference, _ = stack(inputs, states, training=False)
+    again, _ = stack(inputs, states)
+    np.testing.assert_allclose(inference, again)
+    training, train_states = stack(inputs, states, training=True)
+    assert not np.allclose(inference, training)
+    single = RNNStack(UNITS, 1, rnn="gru", dropout=0.5)
+    a, _ = single(inputs, states[:1], training=True)
+    b, _ = single(inputs, states[:1], training=False)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # no dropout before the first layer
+
+
+@pytest.mark.parametrize("rnn, num_layers, residual", CASES[:4])
+def test_config_round_trip(rnn, num_layers, residual):
+    stack = make_stack(rnn, num_layers, residual)
+    config = stack.get_config()
+    assert {k: config[k] for k in ("units", "num_layers", "rnn", "residual")} == {
+        "units": UNITS,
+        "num_layers": num_layers,
+        "rnn": rnn,
+        "residual": residual,
+    }
+    restored = RNNStack.from_config(config)
+    restored.build((None, None, FEATURES))
+    restored.set_weights(stack.get_weights())
+    assert len(restored.weights) == len(stack.weights) == 3 * num_layers
+    inputs, states = random_inputs(), random_states(rnn, num_layers)
+    np.testing.assert_allclose(restored(inputs, states)[0], stack(inputs, states)[0], atol=1e-6)
+    assert restored.states_per_layer == states_per_layer(rnn)
+
+
+def test_states_per_layer():
+    assert states_per_layer("gru") == 1
+    assert states_per_layer("lstm") == 2
+
+
+@pytest.mark.parametrize("rnn", ["rnn", "GRU", "transformer"])
+def test_bad_rnn_is_rejected(rnn):
+    with pytest.raises(ValueError, match="Expected rnn to be one of gru, lstm"):
+        check_rnn(rnn)
+    with pytest.raises(ValueError, match=f"rnn={rnn}"):
+        RNNStack(UNITS, rnn=rnn)
+
+
+def test_bad_num_layers_is_rejected():
+    with pytest.raises(ValueError, match="num_layers >= 1"):
+        RNNStack(UNITS, num_layers=0)

@@ -1,0 +1,210 @@
+import keras
+import numpy as np
+import pytest
+
+from nmt_keras.config import ModelConfig
+from nmt_keras.models import Seq2Seq, build_model
+from nmt_keras.training.losses import MaskedCrossEntropy
+
+SRC_VOCAB, TGT_VOCAB = 13, 11
+SIZES = dict(embedding_dim=6, units=8, attention_units=5, dropout=0.0)
+FAMILIES = {
+    "seq2seq": ModelConfig(type="seq2seq", **SIZES),
+    "bahdanau": ModelConfig(type="bahdanau", bidirectional=False, **SIZES),
+    "bahdanau-normalize-lstm-2-residual": ModelConfig(
+        type="bahdanau",
+        rnn="lstm",
+        encoder_layers=2,
+        decoder_layers=2,
+        residual=True,
+        attention_normalize=True,
+        **SIZES,
+    ),
+    "luong-dot": ModelConfig(type="luong", score_mode="dot", bidirectional=False, **SIZES),
+    "luong-general": ModelConfig(type="luong", score_mode="general", attention_scale=True, **SIZES),
+    "luong-concat": ModelConfig(type="luong", score_mode="concat", bidirectional=False, **SIZES),
+    "luong-input-feeding": ModelConfig(
+        type="luong",
+        score_mode="general",
+        input_feeding=True,
+        rnn="lstm",
+        bidirectional=False,
+        **SIZES,
+    ),
+}
+# Source sentences of lengths 5 and 3 (0-padded) and decoder inputs <s> y1 y2 y3.
+SOURCE = np.array([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]], "int32")
+TARGET = np.array([[2, 4, 5, 6], [2, 7, 7, 8]], "int32")
+
+
+def make_model(name, seed=0):
+    keras.utils.set_random_seed(seed)
+    return build_model(FAMILIES[name], SRC_VOCAB, TGT_VOCAB)
+
+
+def inputs(source=SOURCE, target=TARGET):
+    return {"source": source, "target": target}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request):
+    """A built model of each family and its teacher-forced outputs on SOURCE/TARGET."""
+    model = make_model(request.param)
+    logits, attention = model.teacher_forced(SOURCE, TARGET)
+    return {
+        "name": request.param,
+        "config": FAMILIES[request.param],
+        "model": model,
+        "logits": np.asarray(logits),
+        "attention": None if attention is None else np.asarray(attention),
+    }
+
+
+def test_call_shape_and_dtype(family):
+    model = family["model"]
+    logits = np.asarray(model(inputs()))
+    assert logits.shape == (2, 4, TGT_VOCAB)
+    assert logits.dtype == np.float32
+    np.testing.assert_allclose(logits, family["logits"], atol=1e-6)
+    assert model.name == f"{family['config'].type}_{family['config'].rnn}"
+    assert model.has_attention == (family["config"].type != "seq2seq")
+    if model.has_attention:
+        attention = family["attention"]
+        assert attention.shape == (2, 4, 5)
+        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+        assert np.all(attention[1, :, 3:] == 0.0)  # padded source positions
+    else:
+        assert family["attention"] is None
+
+
+def test_next_fn_loop_equals_teacher_forcing(family):
+    model = family["model"]
+    state = model.initial_search_state(SOURCE)
+    logits, attention = [], []
+    for step in range(TARGET.shape[1]):
+        step_logits, state, weights = model.next_fn(TARGET[:, step], state, step)
+        assert step_logits.shape == (2, TGT_VOCAB)
+        logits.append(np.asarray(step_logits))
+        attention.append(weights)
+    np.testing.assert_allclose(np.stack(logits, 1), family["logits"], atol=1e-5)
+    if model.has_attention:
+        attention = np.stack([np.asarray(a) for a in attention], 1)
+        np.testing.assert_allclose(attention, family["attention"], atol=1e-5)
+    else:
+        assert all(a is None for a in attention)
+    # Every tensor of the search state is batch first, as a search needs.
+    for tensor in keras.tree.flatten(state):
+        assert tensor.shape[0] == 2
+
+
+def test_a_sentence_alone_equals_the_sentence_in_a_padded_batch(family):
+    model = family["model"]
+    logits, attention = model.teacher_forced(SOURCE[1:, :3], TARGET[1:])
+    np.testing.assert_allclose(logits, family["logits"][1:], atol=1e-5)
+    if attention is not None:
+        np.testing.assert_allclose(attention, family["attention"][1:, :, :3], atol=1e-5)
+
+
+def test_config_round_trip(family):
+    model = family["model"]
+    config = model.get_config()
+    model_config = family["config"]
+    for key in ("rnn", "units", "embedding_dim", "residual", "input_feeding", "score_mode"):
+        assert config[key] == getattr(model_config, key)
+    assert config["model_type"] == model_config.type
+    assert config["attention_normalize"] == model_config.attention_normalize
+    assert (config["source_vocab_size"], config["target_vocab_size"]) == (SRC_VOCAB, TGT_VOCAB)
+    restored = Seq2Seq.from_config(config)
+    assert isinstance(restored, Seq2Seq)
+    assert restored.get_config() == config
+    assert type(restored.decoder) is type(model.decoder)
+    assert restored.decoder.get_config() == model.decoder.get_config()
+    assert restored.encoder.get_config() == model.encoder.get_config()
+
+
+def random_batch(size=12, seed=0):
+    rng = np.random.default_rng(seed)
+    source = rng.integers(4, SRC_VOCAB, size=(size, 5)).astype("int32")
+    source[:, -1] = 3
+    source[size // 2 :, 3:] = 0
+    target = rng.integers(4, TGT_VOCAB, size=(size, 5)).astype("int32")
+    target[:, 0] = 2
+    target[size // 3 :, 4:] = 0
+    return inputs(source, target[:, :-1]), target[:, 1:]
+
+
+def test_saved_model_and_weights_round_trip_and_training(family, tmp_path):
+    """.keras save/load and save_weights/load_weights give identical logits; fit learns."""
+    model = family["model"]
+    keras_path = str(tmp_path / "model.keras")
+    weights_path = str(tmp_path / "model.weights.h5")
+    keras.saving.save_model(model, keras_path)
+    model.save_weights(weights_path)
+
+    loaded = keras.saving.load_model(keras_path)
+    assert isinstance(loaded, Seq2Seq)
+    assert loaded.get_config() == model.get_config()
+    logits, attention = loaded.teacher_forced(SOURCE, TARGET)
+    np.testing.assert_array_equal(np.asarray(logits), family["logits"])
+    if attention is not None:
+        np.testing.assert_array_equal(np.asarray(attention), family["attention"])
+
+    # A few Adam steps of model.fit on random data (3 batches) reduce the loss.
+    x, y = random_batch()
+    loss = MaskedCrossEntropy()
+    before = float(loss(y, loaded(x)))
+    loaded.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss=loss,
+        run_eagerly=True,  # tiny model: tracing costs far more than a few eager steps
+    )
+    history = loaded.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    after = float(loss(y, loaded(x)))
+    assert np.isfinite(history.history["loss"][0])
+    assert after < before - 0.05, (before, after)
+    trained = np.asarray(loaded(inputs()))
+    assert not np.allclose(trained, family["logits"], atol=1e-3)
+    np.testing.assert_allclose(model(inputs()), family["logits"], atol=0)  # original untouched
+
+    # load_weights brings the trained copy back to the saved weights exactly.
+    loaded.load_weights(weights_path)
+    np.testing.assert_array_equal(np.asarray(loaded(inputs())), family["logits"])
+
+
+@pytest.fixture
+def mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_mixed_float16_gives_float32_logits(family, mixed_precision):
+    model = make_model(family["name"])
+    assert model.encoder.compute_dtype == "float16"
+    assert model.decoder.output_projection.compute_dtype == "float32"
+    logits, attention = model.teacher_forced(SOURCE, TARGET)
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert logits.shape == (2, 4, TGT_VOCAB)
+    assert np.all(np.isfinite(np.asarray(logits)))
+    state = model.initial_search_state(SOURCE)
+    step_logits, _, _ = model.next_fn(TARGET[:, 0], state, 0)
+    assert keras.backend.standardize_dtype(step_logits.dtype) == "float32"
+    # Same seed as the float32 model: float16 compute stays close to it.
+    np.testing.assert_allclose(logits, family["logits"], atol=2e-2)
+    np.testing.assert_allclose(step_logits, family["logits"][:, 0], atol=2e-2)
+    if attention is not None:
+        attention = np.asarray(attention, "float32")
+        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-2)
+        assert np.all(attention[1, :, 3:] == 0.0)
+
+
+def test_policy_is_restored_after_mixed_precision():
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_unknown_model_type_is_rejected():
+    with pytest.raises(ValueError, match="model_type=transformer"):
+        Seq2Seq(SRC_VOCAB, TGT_VOCAB, model_type="transformer")

@@ -1,0 +1,198 @@
+"""`nmt-keras train` then `translate`/`evaluate`/`plot-attention`, on a toy corpus."""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nmt_keras.cli import main
+from nmt_keras.training import trainer
+from tests.toy_data import TOY_PAIRS, tiny_train_args
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory):
+    """A tiny Bahdanau model trained until it reproduces the toy corpus."""
+    directory = tmp_path_factory.mktemp("overfit")
+    source = directory / "train.src"
+    target = directory / "train.tgt"
+    source.write_text("".join(f"{s}\n" for s, _ in TOY_PAIRS), encoding="utf-8")
+    target.write_text("".join(f"{t}\n" for _, t in TOY_PAIRS), encoding="utf-8")
+    run_dir = directory / "run"
+    status = main(tiny_train_args(source, target, run_dir, "training.epochs=30"))
+    assert status == 0
+    return run_dir, source, target
+
+
+def test_train_writes_a_complete_run(overfit_run):
+    run_dir, _, _ = overfit_run
+    for name in ("config.yaml", "source.spm", "target.spm", "history.csv"):
+        assert (run_dir / name).is_file()
+    for name in ("best.weights.h5", "last.weights.h5"):
+        assert (run_dir / "checkpoints" / name).is_file()
+    assert not list(run_dir.rglob("*.tmp*")), "no temporary checkpoint may be left behind"
+    assert not (run_dir / "backup").exists(), "the backup is removed after a finished run"
+    with open(run_dir / "history.csv", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 30
+    assert {"loss", "val_loss", "val_bleu", "val_chrf", "accuracy"} <= set(rows[0])
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+
+def test_overfit_model_reproduces_the_corpus_through_translate(overfit_run, tmp_path, capsys):
+    run_dir, source, _ = overfit_run
+    output = tmp_path / "out.txt"
+    status = main(
+        ["translate", "--run", str(run_dir), "--input", str(source), "--output", str(output)]
+    )
+    assert status == 0
+    assert output.read_text(encoding="utf-8").splitlines() == [t for _, t in TOY_PAIRS]
+
+
+def test_translate_reads_stdin_and_keeps_empty_lines(overfit_run, monkeypatch, capsys):
+    import io
+
+    run_dir, _, _ = overfit_run
+    monkeypatch.setattr(sys, "stdin", io.StringIO("ein hund läuft\n\neine katze schläft\n"))
+    assert main(["translate", "--run", str(run_dir)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["a dog runs", "", "a cat sleeps"]
+
+
+def test_evaluate_prints_sacrebleu_scores_and_signatures(overfit_run, capsys):
+    run_dir, source, target = overfit_run
+    assert (
+        main(["evaluate", "--run", str(run_dir), "--src", str(source), "--ref", str(target)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "chrF2 = 100.00" in printed
+    assert "BLEU = " in printed and "tok:13a" in printed and "version:" in printed
+
+
+def test_plot_attention_writes_a_png(overfit_run, tmp_path, capsys):
+    run_dir, _, _ = overfit_run
+    png = tmp_path / "attention.png"
+    assert (
+        main(["plot-attention", "--run", str(run_dir), "ein hund läuft", "--output", str(png)]) == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip() == "a dog runs"
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_from_the_last_epoch(toy_corpus, tmp_path, monkeypatch):
+    import keras
+
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    original_callbacks = trainer._callbacks
+
+    class InterruptAfterSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Interrupt
+
+    monkeypatch.setattr(
+        trainer,
+        "_callbacks",
+        lambda *args: original_callbacks(*args) + [InterruptAfterSecondEpoch()],
+    )
+    with pytest.raises(_Interrupt):
+        main(tiny_train_args(source, target, run_dir, "training.epochs=4"))
+    assert (run_dir / "backup").is_dir()
+    assert (run_dir / "checkpoints" / "last.weights.h5").is_file()
+
+    monkeypatch.setattr(trainer, "_callbacks", original_callbacks)
+    assert main(tiny_train_args(source, target, run_dir, "training.epochs=4")) == 0
+    with open(run_dir / "history.csv", encoding="utf-8") as file:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(file)]
+    assert epochs == [0, 1, 2, 3], "the second call continues at epoch 2"
+
+
+def test_resuming_with_another_model_is_refused(toy_corpus, tmp_path, capsys):
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    assert main(tiny_train_args(source, target, run_dir, "training.epochs=1")) == 0
+    status = main(tiny_train_args(source, target, run_dir, "model.units=64"))
+    assert status == 2
+    assert "model.units=32" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_type", ["seq2seq", "luong"])
+def test_other_families_train_with_mixed_precision(toy_corpus, tmp_path, model_type):
+    import keras
+
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    args = tiny_train_args(source, target, run_dir, "training.epochs=2", f"model.type={model_type}")
+    assert main([*args, "--mixed-precision"]) == 0
+    assert keras.mixed_precision.global_policy().name == "float32", "policy restored"
+    assert (
+        main(
+            [
+                "translate",
+                "--run",
+                str(run_dir),
+                "--input",
+                str(source),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
+    assert len((tmp_path / "o").read_text(encoding="utf-8").splitlines()) == len(TOY_PAIRS)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(toy_corpus, tmp_path):
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+        from nmt_keras.cli import main
+        from nmt_keras.training.trainer import make_strategy
+        print("replicas", make_strategy("mirrored").num_replicas_in_sync)
+        sys.exit(main({tiny_train_args(source, target, run_dir, "training.epochs=2")!r}
+                      + ["--strategy", "mirrored"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2" in result.stdout
+    assert (run_dir / "checkpoints" / "last.weights.h5").is_file()
+
+
+def test_translate_with_a_missing_input_file_names_it(overfit_run, tmp_path, capsys):
+    run_dir, _, _ = overfit_run
+    status = main(["translate", "--run", str(run_dir), "--input", str(tmp_path / "in.txt")])
+    assert status == 2
+    assert "in.txt" in capsys.readouterr().err
+
+
+def test_plot_attention_refuses_a_model_without_attention(toy_corpus, tmp_path, capsys):
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    assert (
+        main(tiny_train_args(source, target, run_dir, "training.epochs=1", "model.type=seq2seq"))
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["plot-attention", "--run", str(run_dir), "ein hund"]) == 2
+    assert "without attention" in capsys.readouterr().err
