@@ -38,7 +38,7 @@ class BahdanauDecoder(RNNDecoder):
         )
         self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
 
-    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None):
         query = ops.expand_dims(self._top_hidden(state["rnn"]), 1)  # (batch, 1, units)
         context, weights = self.attention(
             query,
@@ -50,8 +50,11 @@ class BahdanauDecoder(RNNDecoder):
         context, weights = context[:, 0], weights[:, 0]  # (batch, dim), (batch, src_len)
         inputs = ops.concatenate([embedded, context], axis=-1)
         output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)
-        features = self.deep_output(ops.concatenate([output, embedded, context], axis=-1))
-        return features, {"rnn": rnn_states}, weights
+        return ops.concatenate([output, context], axis=-1), {"rnn": rnn_states}, weights
+
+    def _readout(self, recurrent, embedded):
+        """The deep output tanh(W_o [s_i; c_i; E y_{i-1}]) from `recurrent` = [s_i; c_i]."""
+        return self.deep_output(ops.concatenate([recurrent, embedded], axis=-1))
 
     def get_config(self):
         """Returns the constructor arguments."""

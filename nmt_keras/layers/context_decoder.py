@@ -28,18 +28,20 @@ class ContextDecoder(RNNDecoder):
         super().__init__(*args, **kwargs)
         self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
 
-    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None):
         context = memory["summary"]  # (batch, dim)
         inputs = ops.concatenate([embedded, context], axis=-1)
         output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)
-        features = self.deep_output(ops.concatenate([output, embedded, context], axis=-1))
-        return features, {"rnn": rnn_states}, None
+        return ops.concatenate([output, context], axis=-1), {"rnn": rnn_states}, None
 
-    def _teacher_forced_features(self, embedded, state: dict, memory: dict, training=None):
+    def _readout(self, recurrent, embedded):
+        """The deep output tanh(W_o [s; c; E y]) from `recurrent` = [s; c]."""
+        return self.deep_output(ops.concatenate([recurrent, embedded], axis=-1))
+
+    def _teacher_forced_recurrence(self, embedded, state: dict, memory: dict, training=None):
         tgt_len = ops.shape(embedded)[1]
         context = ops.repeat(ops.expand_dims(memory["summary"], 1), tgt_len, axis=1)
         # context: (batch, dim) -> (batch, tgt_len, dim)
         inputs = ops.concatenate([embedded, context], axis=-1)
         outputs, _ = self.rnn_stack(inputs, state["rnn"], training=training)
-        features = self.deep_output(ops.concatenate([outputs, embedded, context], axis=-1))
-        return features, None
+        return ops.concatenate([outputs, context], axis=-1), None

@@ -79,7 +79,7 @@ class LuongDecoder(RNNDecoder):
         attentional = self.attentional(ops.concatenate([context, outputs], axis=-1))
         return attentional, weights
 
-    def _step_features(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None):
         inputs = embedded
         if self.input_feeding:
             inputs = ops.concatenate([embedded, state["feed"]], axis=-1)
@@ -91,7 +91,7 @@ class LuongDecoder(RNNDecoder):
             new_state["feed"] = attentional
         return attentional, new_state, weights
 
-    def _teacher_forced_features(self, embedded, state: dict, memory: dict, training=None):
+    def _teacher_forced_recurrence(self, embedded, state: dict, memory: dict, training=None):
         if self.input_feeding:
             return self._scan(embedded, state, memory, training)
         outputs, _ = self.rnn_stack(embedded, state["rnn"], training=training)

@@ -11,11 +11,12 @@ from nmt_keras.layers.rnn_stack import RNNStack
 class RNNDecoder(keras.layers.Layer):
     """Target embedding, a stack of RNN cells and the output projection.
 
-    Subclasses define `_step_features()`, one decoder time step from an embedded token
-    to the features the output projection reads, and the state it threads. The same
-    step serves inference (`step()`, one token at a time under a search) and teacher
-    forcing (`call()`, which scans `_step_features()` over the target, or runs a
-    parallel equivalent where a subclass has one).
+    A decoder step is split in two: `_recur()`, the part that depends on the previous
+    step (attention from the state, the RNN cells), and `_readout()`, a function of that
+    step's recurrent output and input embedding alone. Inference (`step()`, one token at
+    a time under a search) runs both per token; teacher forcing (`call()`) runs
+    `_recur()` in a loop over the target (or a parallel equivalent where a subclass has
+    one) and `_readout()` once over the whole sequence, outside the loop.
 
     The memory a decoder reads is a dict built once per source sentence by
     `prepare_memory()`: `values` `(batch, src_len, dim)`, `mask` `(batch, src_len)`,
@@ -101,8 +102,8 @@ class RNNDecoder(keras.layers.Layer):
         """The top layer's hidden state h `(batch, units)` in a flat state list."""
         return rnn_states[(self.num_layers - 1) * self.rnn_stack.states_per_layer]
 
-    def _step_features(self, embedded, state: dict, memory: dict, training=None):
-        """One decoder time step.
+    def _recur(self, embedded, state: dict, memory: dict, training=None):
+        """The recurrent part of one decoder time step.
 
         Args:
             embedded: The previous target token's embedding `(batch, embedding_dim)`.
@@ -111,10 +112,19 @@ class RNNDecoder(keras.layers.Layer):
             training: Whether dropout is active.
 
         Returns:
-            `(features, state, attention)`: `(batch, features)` for the output
-            projection, the new state and `(batch, src_len)` weights or None.
+            `(recurrent, state, attention)`: the step's output `(batch, recurrent_dim)`,
+            the new state and `(batch, src_len)` weights or None.
         """
         raise NotImplementedError
+
+    def _readout(self, recurrent, embedded):
+        """Features for the output projection from `_recur()` outputs and embeddings.
+
+        Works on one step `(batch, dim)` or a whole sequence `(batch, tgt_len, dim)`.
+        The default passes the recurrent output through.
+        """
+        del embedded
+        return recurrent
 
     def _project(self, features, training=None):
         """Features `(..., features)` to float32 logits `(..., vocab_size)`."""
@@ -134,46 +144,45 @@ class RNNDecoder(keras.layers.Layer):
             and `(batch, src_len)` attention weights (None without attention).
         """
         embedded = self.embedding(tokens)  # (batch, embedding_dim)
-        features, state, attention = self._step_features(embedded, state, memory, training)
-        return self._project(features, training), state, attention
+        recurrent, state, attention = self._recur(embedded, state, memory, training)
+        return self._project(self._readout(recurrent, embedded), training), state, attention
 
     def _scan(self, embedded, state: dict, memory: dict, training=None):
-        """Runs `_step_features()` over `(batch, tgt_len, embedding_dim)` embeddings.
+        """Runs `_recur()` over `(batch, tgt_len, embedding_dim)` embeddings.
 
         A `tf.while_loop` over TensorArrays: gradients flow through it, and it has no op
         that the stock TensorFlow Serving lacks.
 
         Returns:
-            `(features, attention)`: `(batch, tgt_len, features)` and
+            `(recurrent, attention)`: `(batch, tgt_len, recurrent_dim)` and
             `(batch, tgt_len, src_len)`, or None when the decoder does not attend.
         """
         tgt_len = tf.shape(embedded)[1]
         time_major = tf.transpose(embedded, (1, 0, 2))  # (tgt_len, batch, embedding_dim)
-        features_array = tf.TensorArray(self.compute_dtype, size=tgt_len)
+        recurrent_array = tf.TensorArray(self.compute_dtype, size=tgt_len)
         attention_array = tf.TensorArray(self.compute_dtype, size=tgt_len)
 
-        def body(time, state, features_array, attention_array):
-            features, state, attention = self._step_features(
-                time_major[time], state, memory, training
-            )
-            features_array = features_array.write(time, features)
+        def body(time, state, recurrent_array, attention_array):
+            recurrent, state, attention = self._recur(time_major[time], state, memory, training)
+            recurrent_array = recurrent_array.write(time, recurrent)
             if attention is not None:
                 attention_array = attention_array.write(time, attention)
-            return time + 1, state, features_array, attention_array
+            return time + 1, state, recurrent_array, attention_array
 
-        _, _, features_array, attention_array = tf.while_loop(
+        _, _, recurrent_array, attention_array = tf.while_loop(
             lambda time, *_: time < tgt_len,
             body,
-            (tf.constant(0), state, features_array, attention_array),
+            (tf.constant(0), state, recurrent_array, attention_array),
         )
-        features = tf.transpose(features_array.stack(), (1, 0, 2))  # (batch, tgt_len, features)
+        # (tgt_len, batch, recurrent_dim) -> (batch, tgt_len, recurrent_dim)
+        recurrent = tf.transpose(recurrent_array.stack(), (1, 0, 2))
         if self.attention is None:
-            return features, None
+            return recurrent, None
         attention = tf.transpose(attention_array.stack(), (1, 0, 2))  # (batch, tgt_len, src_len)
-        return features, attention
+        return recurrent, attention
 
-    def _teacher_forced_features(self, embedded, state: dict, memory: dict, training=None):
-        """Features for a whole target; subclasses with a parallel path override this."""
+    def _teacher_forced_recurrence(self, embedded, state: dict, memory: dict, training=None):
+        """`_recur()` outputs for a whole target; subclasses with a parallel path override."""
         return self._scan(embedded, state, memory, training)
 
     def call(self, tokens, memory: dict, rnn_states: list, training=None):
@@ -191,8 +200,8 @@ class RNNDecoder(keras.layers.Layer):
         """
         embedded = self.dropout_layer(self.embedding(tokens), training=training)
         state = self.initial_state(memory, rnn_states)
-        features, attention = self._teacher_forced_features(embedded, state, memory, training)
-        return self._project(features, training), attention
+        recurrent, attention = self._teacher_forced_recurrence(embedded, state, memory, training)
+        return self._project(self._readout(recurrent, embedded), training), attention
 
     def get_config(self):
         """Returns the constructor arguments."""
