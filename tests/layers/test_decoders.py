@@ -69,7 +69,17 @@ def step_loop(decoder, tokens, memory, rnn_states):
     return np.stack(logits, 1), np.stack(attention, 1)
 
 
-@pytest.fixture(scope="module", params=sorted(DECODERS))
+# `make test` (-m "not slow") skips the two variants closest to others kept.
+SLOW_DECODERS = ("context-gru", "luong-feed-dot")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=pytest.mark.slow if name in SLOW_DECODERS else ())
+        for name in DECODERS
+    ],
+)
 def decoded(request):
     """A decoder, its inputs and its teacher-forced and step-by-step outputs."""
     name = request.param

@@ -1,0 +1,40 @@
+"""Export for TensorFlow Serving: versioned SavedModels, warmup records and an op audit.
+
+Example:
+    >>> from nmt_keras.export import export_run, assert_servable
+    >>> from nmt_keras.run import load_run
+    >>> version_dir = export_run(load_run("runs/demo"), "saved_models/demo")
+    >>> print(assert_servable(version_dir).summary())
+"""
+
+from nmt_keras.export.audit import (
+    AuditError,
+    AuditReport,
+    Violation,
+    assert_servable,
+    audit_saved_model,
+)
+from nmt_keras.export.exporter import check_warmup, export_run
+from nmt_keras.export.module import ALIGN, SERVING_DEFAULT, SIGNATURE_OUTPUTS, ServingModule
+from nmt_keras.export.versions import list_versions, next_version, saved_model_dir
+from nmt_keras.export.warmup import WarmupError, read_warmup_requests, warmup_path
+
+__all__ = [
+    "ALIGN",
+    "SERVING_DEFAULT",
+    "SIGNATURE_OUTPUTS",
+    "AuditError",
+    "AuditReport",
+    "ServingModule",
+    "Violation",
+    "WarmupError",
+    "assert_servable",
+    "audit_saved_model",
+    "check_warmup",
+    "export_run",
+    "list_versions",
+    "next_version",
+    "read_warmup_requests",
+    "saved_model_dir",
+    "warmup_path",
+]

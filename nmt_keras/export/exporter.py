@@ -1,0 +1,79 @@
+"""`export_run`: a trained run to a new, audited, warmed-up TF Serving version."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from nmt_keras.export import audit, versions, warmup
+from nmt_keras.export.module import ServingModule
+from nmt_keras.run import TrainedRun
+
+
+def export_run(
+    run: TrainedRun,
+    model_base_path: str | os.PathLike,
+    version: int | None = None,
+    *,
+    max_decode_length: int | None = None,
+    warmup_batches: Sequence[Sequence[str]] = warmup.DEFAULT_WARMUP_BATCHES,
+) -> str:
+    """Exports a trained run as `model_base_path/<version>/` for TensorFlow Serving.
+
+    The version directory holds `saved_model.pb` (signatures `serving_default` and
+    `align`, see `ServingModule`), `variables/`, `assets/` (the run's `config.yaml`,
+    `source.spm`, `target.spm`) and `assets.extra/tf_serving_warmup_requests`.
+
+    Everything is written to a hidden staging directory inside `model_base_path`, audited
+    (`audit.assert_servable`), loaded back, every warmup record replayed on it, and only
+    then renamed to the version number. On any failure the staging directory is removed,
+    so TF Serving never sees a partial or unservable version.
+
+    Args:
+        run: A run loaded by `nmt_keras.run.load_run`.
+        model_base_path: The model's directory, as passed to TF Serving's
+            `--model_base_path`; created if missing.
+        version: The version number; defaults to one more than the highest existing one
+            (1 for a new model).
+        max_decode_length: Upper bound on generated tokens; defaults to the run's
+            `training.max_decode_length`.
+        warmup_batches: Sentence batches written as warmup requests, each for both
+            signatures.
+
+    Returns:
+        The path of the new version directory.
+
+    Raises:
+        ValueError: If `version` is not positive or already exists.
+        audit.AuditError: If the SavedModel uses an op stock TF Serving cannot run.
+        warmup.WarmupError: If a warmup request fails on the exported SavedModel.
+    """
+    model_base_path = os.fspath(model_base_path)
+    version = versions.resolve_version(model_base_path, version)
+    paths = run.paths
+    module = ServingModule(
+        run.translator(max_decode_length),
+        asset_files=[paths.config, paths.source_tokenizer, paths.target_tokenizer],
+    )
+    requests = warmup.make_warmup_requests(warmup_batches)
+    with versions.staged_version(model_base_path, version) as staging:
+        module.save(staging)
+        audit.assert_servable(staging)
+        warmup.write_warmup_requests(staging, requests)
+        check_warmup(staging)
+    return os.path.join(model_base_path, str(version))
+
+
+def check_warmup(saved_model_dir: str) -> None:
+    """Loads a SavedModel and replays its warmup file, as TF Serving does at load time.
+
+    Raises:
+        warmup.WarmupError: If the file is missing or a record fails.
+    """
+    path = warmup.warmup_path(saved_model_dir)
+    if not os.path.isfile(path):
+        raise warmup.WarmupError(f"No warmup requests in {saved_model_dir}: missing {path}")
+    loaded = tf.saved_model.load(saved_model_dir)
+    warmup.run_warmup_requests(loaded, warmup.read_warmup_requests(path))

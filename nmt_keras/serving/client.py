@@ -1,0 +1,518 @@
+"""A gRPC client for translation models served by TensorFlow Serving (or our local server).
+
+The client speaks the stock `tensorflow.serving.PredictionService` API, so it works against the
+real `tensorflow_model_server` and against `nmt_keras.serving`'s local server alike:
+
+    with Client("127.0.0.1:8500", "nmt") as client:
+        for translation in client.translate(["Hallo Welt."], align=True):
+            print(translation.text, translation.score, translation.alignment.weights.shape)
+
+Tensors are encoded and decoded by hand from the `TensorProto` fields (`string_val`,
+`float_val`, `int_val`, `tensor_content`) rather than with `tf.make_tensor_proto` /
+`tf.make_ndarray`. This keeps the client independent of TensorFlow's Python API and its
+eager runtime (only the generated protos are used), and lets it check every dtype and shape it
+receives. Note that it does not make the import cheap: the generated `tensorflow_serving.apis`
+modules import `tensorflow.core.framework.*_pb2`, which runs `tensorflow/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import grpc
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    model_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from nmt_keras.translator import Alignment
+
+__all__ = ["Alignment", "Client", "ServingError", "Translation"]
+
+DEFAULT_SIGNATURE = "serving_default"
+ALIGN_SIGNATURE = "align"
+INPUT_NAME = "text"
+
+# Outputs the client reads from each signature, with the dtype it expects.
+_TRANSLATION_OUTPUTS = {
+    "translation": types_pb2.DT_STRING,
+    "score": types_pb2.DT_FLOAT,
+    "length": types_pb2.DT_INT32,
+}
+_ALIGN_OUTPUTS = {
+    **_TRANSLATION_OUTPUTS,
+    "source_tokens": types_pb2.DT_STRING,
+    "target_tokens": types_pb2.DT_STRING,
+    "source_length": types_pb2.DT_INT32,
+    "attention": types_pb2.DT_FLOAT,
+}
+_EXPECTED_OUTPUTS = {DEFAULT_SIGNATURE: _TRANSLATION_OUTPUTS, ALIGN_SIGNATURE: _ALIGN_OUTPUTS}
+
+# Numeric dtypes the decoder understands: numpy dtype (little endian, the wire order of
+# `tensor_content`) and the typed repeated field TensorFlow uses for it.
+_NUMERIC_DTYPES = {
+    types_pb2.DT_FLOAT: (np.dtype("<f4"), "float_val"),
+    types_pb2.DT_DOUBLE: (np.dtype("<f8"), "double_val"),
+    types_pb2.DT_INT32: (np.dtype("<i4"), "int_val"),
+    types_pb2.DT_INT16: (np.dtype("<i2"), "int_val"),
+    types_pb2.DT_INT8: (np.dtype("i1"), "int_val"),
+    types_pb2.DT_UINT8: (np.dtype("u1"), "int_val"),
+    types_pb2.DT_INT64: (np.dtype("<i8"), "int64_val"),
+    types_pb2.DT_BOOL: (np.dtype("?"), "bool_val"),
+}
+
+# Attention for a batch of 64 long sentences is tens of MiB; gRPC's default limit is 4 MiB.
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Translation:
+    """One translated sentence.
+
+    Attributes:
+        text: The translation.
+        score: Log-probability of the translation under the model.
+        alignment: Source and target pieces with the `(tgt_len, src_len)` attention weights,
+            trimmed of padding (`tgt_len` counts `</s>`, `src_len` counts `<s>` and `</s>`);
+            `None` unless requested with `align=True`.
+    """
+
+    text: str
+    score: float
+    alignment: Alignment | None = None
+
+
+class ServingError(Exception):
+    """A failed call to the model server, or a server that cannot serve this client.
+
+    Every gRPC failure raised by `Client` is a `ServingError`, whatever the status code.
+
+    Attributes:
+        code: The `grpc.StatusCode` (`FAILED_PRECONDITION` when the model lacks a signature,
+            input or output this client needs; `INTERNAL` for a malformed response).
+        details: The server's (or the client's) message.
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(code, details)
+        self.code = code
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.details}"
+
+
+class Client:
+    """Translates sentences with a model served over the TensorFlow Serving gRPC API.
+
+    Inputs are sent in batches of at most `max_batch_size` sentences, grouped by length so
+    that the server pads little, and the results come back in input order. Each call has a
+    deadline of `timeout` seconds; calls failing with `UNAVAILABLE` (server starting,
+    restarting or briefly unreachable) are retried up to `retries` times with exponential
+    backoff (`backoff`, `2 * backoff`, `4 * backoff` ... seconds). Any other failure is raised
+    at once as a `ServingError`.
+
+    Before its first translation the client fetches the model's signatures once
+    (`GetModelMetadata`) and checks them, so a wrong model fails with one clear message
+    instead of a cryptic error per batch (see `check_model`).
+
+    The client is thread-safe and should be closed (or used as a context manager).
+
+    Args:
+        target: Server address, `host:port` (TF Serving's gRPC port is 8500 by default).
+        model_name: Name of the served model.
+        timeout: Deadline of each call, in seconds.
+        check_signatures: Whether to check the model's signatures before the first
+            translation.
+        max_batch_size: Most sentences sent in one call.
+        retries: Retries after a call fails with `UNAVAILABLE`; 0 disables retrying.
+        backoff: Seconds to wait before the first retry; doubled for each further retry.
+        version: Version of the model to use; the latest loaded one if `None`.
+        version_label: Label of the version to use (e.g. `"stable"`); exclusive with
+            `version`.
+        max_message_bytes: Largest request and response, in bytes.
+
+    Raises:
+        ValueError: If an argument is out of range, or both `version` and `version_label`
+            are given.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model_name: str,
+        timeout: float = 10.0,
+        *,
+        check_signatures: bool = True,
+        max_batch_size: int = 64,
+        retries: int = 3,
+        backoff: float = 0.1,
+        version: int | None = None,
+        version_label: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ):
+        if not target:
+            raise ValueError(f"Expected a server address host:port. Received: target={target!r}")
+        if not model_name:
+            raise ValueError(f"Expected a model name. Received: model_name={model_name!r}")
+        if timeout <= 0:
+            raise ValueError(f"Expected timeout > 0. Received: timeout={timeout}")
+        if max_batch_size < 1:
+            raise ValueError(
+                f"Expected max_batch_size >= 1. Received: max_batch_size={max_batch_size}"
+            )
+        if retries < 0:
+            raise ValueError(f"Expected retries >= 0. Received: retries={retries}")
+        if backoff < 0:
+            raise ValueError(f"Expected backoff >= 0. Received: backoff={backoff}")
+        if version is not None and version_label is not None:
+            raise ValueError(
+                "Expected at most one of version and version_label. "
+                f"Received: version={version}, version_label={version_label!r}"
+            )
+        if version is not None and version < 0:
+            raise ValueError(f"Expected version >= 0. Received: version={version}")
+        if max_message_bytes < 1:
+            raise ValueError(
+                f"Expected max_message_bytes >= 1. Received: max_message_bytes={max_message_bytes}"
+            )
+        self.target = target
+        self.model_name = model_name
+        self.timeout = timeout
+        self.check_signatures = check_signatures
+        self.max_batch_size = max_batch_size
+        self.retries = retries
+        self.backoff = backoff
+        self.version = version
+        self.version_label = version_label
+        self._channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+            ],
+        )
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._lock = threading.Lock()
+        self._signatures: dict[str, meta_graph_pb2.SignatureDef] | None = None
+        self._checked: set[str] = set()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(target={self.target!r}, model_name={self.model_name!r})"
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def translate(self, sentences: Sequence[str], align: bool = False) -> list[Translation]:
+        """Translates sentences.
+
+        Args:
+            sentences: Source sentences (a list or tuple of `str`, not a single `str`).
+            align: Whether to use the `align` signature and return each translation with
+                its `Alignment`.
+
+        Returns:
+            One `Translation` per sentence, in the order of `sentences`; `[]` for no
+            sentences (without calling the server).
+
+        Raises:
+            TypeError: If `sentences` is a single string or holds something other than
+                strings.
+            ServingError: If a call fails (after retries), the model lacks a signature this
+                client needs, or the server's response is malformed.
+        """
+        if isinstance(sentences, (str, bytes)):
+            raise TypeError(
+                "Expected a list of sentences. Received: a single "
+                f"{type(sentences).__name__} {sentences[:40]!r}"
+            )
+        sentences = list(sentences)
+        for index, sentence in enumerate(sentences):
+            if not isinstance(sentence, str):
+                raise TypeError(
+                    f"Expected every sentence to be a str. Received: sentences[{index}] of "
+                    f"type {type(sentence).__name__}"
+                )
+        if not sentences:
+            return []
+        signature = ALIGN_SIGNATURE if align else DEFAULT_SIGNATURE
+        if self.check_signatures:
+            self.check_model(align=align)
+        # Similar lengths in a batch: less padding and shorter decode loops on the server.
+        order = np.argsort([len(sentence) for sentence in sentences], kind="stable")
+        results: list[Translation | None] = [None] * len(sentences)
+        for start in range(0, len(order), self.max_batch_size):
+            indices = order[start : start + self.max_batch_size]
+            batch = [sentences[index] for index in indices]
+            for index, translation in zip(indices, self._predict(batch, signature), strict=True):
+                results[index] = translation
+        return results  # type: ignore[return-value]
+
+    def check_model(self, align: bool = False) -> None:
+        """Checks that the served model has the signatures this client needs.
+
+        The signatures are fetched once per client (`GetModelMetadata`) and each signature is
+        checked once; `translate` calls this itself unless `check_signatures=False`. The
+        model must have `serving_default` (and `align` when `align=True`) with exactly one
+        input, `text` of dtype string, and the outputs `translation` (string), `score`
+        (float), `length` (int32), plus `source_tokens`, `target_tokens` (string),
+        `source_length` (int32) and `attention` (float) for `align`.
+
+        Args:
+            align: Whether to check the `align` signature as well.
+
+        Raises:
+            ServingError: `FAILED_PRECONDITION` naming what is missing or mistyped, or the
+                error of the metadata call (e.g. `NOT_FOUND` for an unknown model).
+        """
+        names = [DEFAULT_SIGNATURE, ALIGN_SIGNATURE] if align else [DEFAULT_SIGNATURE]
+        with self._lock:
+            if all(name in self._checked for name in names):
+                return
+            if self._signatures is None:
+                self._signatures = self._fetch_signatures()
+            for name in names:
+                if name not in self._checked:
+                    self._check_signature(name)
+                    self._checked.add(name)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _model_spec(self, signature_name: str = "") -> model_pb2.ModelSpec:
+        spec = model_pb2.ModelSpec(name=self.model_name, signature_name=signature_name)
+        if self.version is not None:
+            spec.version.value = self.version
+        elif self.version_label is not None:
+            spec.version_label = self.version_label
+        return spec
+
+    def _model_description(self) -> str:
+        if self.version is not None:
+            return f"model {self.model_name!r} version {self.version}"
+        if self.version_label is not None:
+            return f"model {self.model_name!r} version label {self.version_label!r}"
+        return f"model {self.model_name!r}"
+
+    def _call(self, method: Callable[..., _T], request: object) -> _T:
+        """Calls `method` with a deadline, retrying on `UNAVAILABLE` with backoff."""
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as error:
+                code = error.code() if callable(getattr(error, "code", None)) else None
+                details = error.details() if callable(getattr(error, "details", None)) else None
+                code = code or grpc.StatusCode.UNKNOWN
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                message = details or str(error)
+                if code == grpc.StatusCode.UNAVAILABLE and self.retries:
+                    message = f"{message} (after {self.retries + 1} attempts)"
+                raise ServingError(
+                    code, f"{message} [{self.target}, {self._model_description()}]"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch_signatures(self) -> dict[str, meta_graph_pb2.SignatureDef]:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=self._model_spec(), metadata_field=["signature_def"]
+        )
+        response = self._call(self._stub.GetModelMetadata, request)
+        if "signature_def" not in response.metadata:
+            raise ServingError(
+                grpc.StatusCode.INTERNAL,
+                f"GetModelMetadata returned no signature_def for {self._model_description()}",
+            )
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        if not response.metadata["signature_def"].Unpack(signature_map):
+            raise ServingError(
+                grpc.StatusCode.INTERNAL,
+                f"GetModelMetadata returned a signature_def that is not a SignatureDefMap "
+                f"for {self._model_description()}",
+            )
+        return dict(signature_map.signature_def)
+
+    def _check_signature(self, name: str) -> None:
+        assert self._signatures is not None
+        where = f"{self._model_description()} at {self.target}"
+        if name not in self._signatures:
+            available = ", ".join(sorted(self._signatures)) or "none"
+            hint = " (export the model with alignment outputs)" if name == ALIGN_SIGNATURE else ""
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{where} has no signature {name!r}{hint}; its signatures: {available}",
+            )
+        signature = self._signatures[name]
+        problems = []
+        inputs = dict(signature.inputs)
+        if INPUT_NAME not in inputs:
+            problems.append(f"no input {INPUT_NAME!r}")
+        elif inputs[INPUT_NAME].dtype != types_pb2.DT_STRING:
+            problems.append(
+                f"input {INPUT_NAME!r} has dtype {_dtype_name(inputs[INPUT_NAME].dtype)}, "
+                "expected DT_STRING"
+            )
+        extra = sorted(set(inputs) - {INPUT_NAME})
+        if extra:
+            problems.append(f"unexpected inputs {extra} (only {INPUT_NAME!r} is sent)")
+        outputs = dict(signature.outputs)
+        for output, dtype in _EXPECTED_OUTPUTS[name].items():
+            if output not in outputs:
+                problems.append(f"no output {output!r}")
+            elif outputs[output].dtype != dtype:
+                problems.append(
+                    f"output {output!r} has dtype {_dtype_name(outputs[output].dtype)}, "
+                    f"expected {_dtype_name(dtype)}"
+                )
+        if problems:
+            raise ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Signature {name!r} of {where} does not fit this client: " + "; ".join(problems),
+            )
+
+    def _predict(self, batch: list[str], signature: str) -> list[Translation]:
+        """Translates one batch with one `Predict` call."""
+        request = predict_pb2.PredictRequest(model_spec=self._model_spec(signature))
+        request.inputs[INPUT_NAME].CopyFrom(_string_tensor(batch))
+        output_names = list(_EXPECTED_OUTPUTS[signature])
+        request.output_filter.extend(output_names)
+        response = self._call(self._stub.Predict, request)
+        outputs = {}
+        for output in output_names:
+            if output not in response.outputs:
+                raise ServingError(
+                    grpc.StatusCode.INTERNAL,
+                    f"The response of signature {signature!r} has no output {output!r}",
+                )
+            outputs[output] = _decode(response.outputs[output], output)
+        ranks = {"source_tokens": 2, "target_tokens": 2, "attention": 3}
+        for output, value in outputs.items():
+            if value.ndim != ranks.get(output, 1) or value.shape[0] != len(batch):
+                raise ServingError(
+                    grpc.StatusCode.INTERNAL,
+                    f"Expected output {output!r} of shape [{len(batch)}"
+                    f"{', ...' * (ranks.get(output, 1) - 1)}]. Received: shape {list(value.shape)}",
+                )
+        texts = outputs["translation"]
+        scores = outputs["score"]
+        if signature != ALIGN_SIGNATURE:
+            return [
+                Translation(text=_text(text), score=float(score))
+                for text, score in zip(texts, scores, strict=True)
+            ]
+        return [
+            Translation(
+                text=_text(texts[i]), score=float(scores[i]), alignment=_alignment(outputs, i)
+            )
+            for i in range(len(batch))
+        ]
+
+
+def _dtype_name(dtype: int) -> str:
+    try:
+        return types_pb2.DataType.Name(dtype)
+    except ValueError:
+        return str(dtype)
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
+
+
+def _alignment(outputs: dict[str, np.ndarray], i: int) -> Alignment:
+    """The alignment of sentence `i` of a batch, trimmed with the lengths."""
+    tgt_len = int(outputs["length"][i])
+    src_len = int(outputs["source_length"][i])
+    attention = outputs["attention"]  # (batch, tgt_len, src_len), padded
+    max_tgt = min(attention.shape[1], outputs["target_tokens"].shape[1])
+    max_src = min(attention.shape[2], outputs["source_tokens"].shape[1])
+    if not (0 <= tgt_len <= max_tgt and 0 <= src_len <= max_src):
+        raise ServingError(
+            grpc.StatusCode.INTERNAL,
+            f"Expected 0 <= length <= {max_tgt} and 0 <= source_length <= {max_src}. "
+            f"Received: length={tgt_len}, source_length={src_len} for sentence {i} of the batch",
+        )
+    return Alignment(
+        translation=_text(outputs["translation"][i]),
+        source_tokens=[_text(token) for token in outputs["source_tokens"][i, :src_len]],
+        target_tokens=[_text(token) for token in outputs["target_tokens"][i, :tgt_len]],
+        # Copy, so that one sentence does not keep the whole padded batch alive.
+        weights=attention[i, :tgt_len, :src_len].copy(),
+    )
+
+
+def _string_tensor(values: list[str]) -> tensor_pb2.TensorProto:
+    """A `[len(values)]` DT_STRING tensor of UTF-8 strings."""
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]
+        ),
+        string_val=[value.encode("utf-8") for value in values],
+    )
+
+
+def _decode(tensor: tensor_pb2.TensorProto, name: str) -> np.ndarray:
+    """Decodes a `TensorProto` to a numpy array (`object` array of `bytes` for strings).
+
+    Handles both encodings TF Serving uses: typed repeated fields (its default) and
+    `tensor_content`; like `tf.make_ndarray`, a single value stands for a tensor filled with it.
+
+    Raises:
+        ServingError: `INTERNAL` for an unknown shape, an unsupported dtype or a value count
+            that does not fit the shape.
+    """
+    if tensor.tensor_shape.unknown_rank or any(dim.size < 0 for dim in tensor.tensor_shape.dim):
+        raise ServingError(grpc.StatusCode.INTERNAL, f"Output {name!r} has no known shape")
+    shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
+    size = int(np.prod(shape, dtype=np.int64))
+    if tensor.dtype == types_pb2.DT_STRING:
+        values = np.empty(len(tensor.string_val), dtype=object)
+        values[:] = list(tensor.string_val)
+        fill: object = b""
+    elif tensor.dtype in _NUMERIC_DTYPES:
+        dtype, field = _NUMERIC_DTYPES[tensor.dtype]
+        if tensor.tensor_content:
+            if len(tensor.tensor_content) != size * dtype.itemsize:
+                raise ServingError(
+                    grpc.StatusCode.INTERNAL,
+                    f"Output {name!r} of shape {list(shape)} has {len(tensor.tensor_content)} "
+                    "bytes of content",
+                )
+            content = np.frombuffer(tensor.tensor_content, dtype=dtype)
+            return content.astype(dtype.newbyteorder("=")).reshape(shape)
+        values = np.asarray(getattr(tensor, field)).astype(dtype.newbyteorder("="))
+        fill = 0
+    else:
+        raise ServingError(
+            grpc.StatusCode.INTERNAL,
+            f"Output {name!r} has unsupported dtype {_dtype_name(tensor.dtype)}",
+        )
+    if len(values) == size:
+        return values.reshape(shape)
+    if len(values) == 1:  # a constant tensor, sent as one value
+        return np.full(shape, values[0], dtype=values.dtype)
+    if len(values) == 0:
+        return np.full(shape, fill, dtype=values.dtype)
+    raise ServingError(
+        grpc.StatusCode.INTERNAL,
+        f"Output {name!r} of shape {list(shape)} has {len(values)} values",
+    )
