@@ -1,4 +1,4 @@
-"""`nmt-keras <command>`: train, translate, evaluate, plot-attention.
+"""`nmt-keras <command>`: train, translate, evaluate, plot-attention, export, audit.
 
 A user mistake (bad config key, missing file, malformed corpus, incomplete run) prints
 one line naming the culprit and exits with status 2; TensorFlow is imported only once a
@@ -103,6 +103,22 @@ def _plot_attention(args: argparse.Namespace) -> None:
     print(f"attention plot written to {args.output}", file=sys.stderr)
 
 
+def _export(args: argparse.Namespace) -> None:
+    from nmt_keras.export import export_run
+    from nmt_keras.run import load_run
+
+    run = load_run(args.run, args.checkpoint)
+    print(export_run(run, args.model_base_path, args.version))
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from nmt_keras.export import audit_saved_model, saved_model_dir
+
+    report = audit_saved_model(saved_model_dir(args.path))
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory written by `train`")
     parser.add_argument(
@@ -156,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("sentence", help="source sentence")
     plot.add_argument("--output", default="attention.png", help="PNG file")
     plot.set_defaults(handler=_plot_attention)
+
+    export = commands.add_parser(
+        "export", help="write a versioned SavedModel for TensorFlow Serving"
+    )
+    _add_run_arguments(export)
+    export.add_argument(
+        "--model_base_path", required=True, help="e.g. saved_models/<name>; versions go below"
+    )
+    export.add_argument("--version", type=int, help="version number (default: next free)")
+    export.set_defaults(handler=_export)
+
+    audit = commands.add_parser(
+        "audit", help="list a SavedModel's ops; fail on ops stock TF Serving lacks"
+    )
+    audit.add_argument("path", help="a SavedModel version directory or a model base path")
+    audit.set_defaults(handler=_audit)
     return parser
 
 
@@ -169,14 +201,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USER_ERROR_EXIT
     from nmt_keras.config import ConfigError
     from nmt_keras.data.corpus import CorpusError
+    from nmt_keras.export import AuditError, VersionError, WarmupError
     from nmt_keras.run import RunError
 
     try:
-        args.handler(args)
-    except (ConfigError, CorpusError, RunError, FileNotFoundError) as error:
+        return args.handler(args) or 0
+    except (
+        AuditError,
+        ConfigError,
+        CorpusError,
+        FileNotFoundError,
+        RunError,
+        VersionError,
+        WarmupError,
+    ) as error:
         print(f"nmt-keras: error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,12 @@ from nmt_keras.export.audit import (
 )
 from nmt_keras.export.exporter import check_warmup, export_run
 from nmt_keras.export.module import ALIGN, SERVING_DEFAULT, SIGNATURE_OUTPUTS, ServingModule
-from nmt_keras.export.versions import list_versions, next_version, saved_model_dir
+from nmt_keras.export.versions import (
+    VersionError,
+    list_versions,
+    next_version,
+    saved_model_dir,
+)
 from nmt_keras.export.warmup import WarmupError, read_warmup_requests, warmup_path
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "AuditError",
     "AuditReport",
     "ServingModule",
+    "VersionError",
     "Violation",
     "WarmupError",
     "assert_servable",

@@ -17,6 +17,10 @@ from collections.abc import Iterator
 STAGING_PREFIX = ".tmp-export-"
 
 
+class VersionError(ValueError):
+    """A requested export version is invalid or already taken."""
+
+
 def list_versions(model_base_path: str) -> list[int]:
     """The integer versions in `model_base_path`, ascending (empty if it does not exist)."""
     if not os.path.isdir(model_base_path):
@@ -62,9 +66,11 @@ def resolve_version(model_base_path: str, version: int | None) -> int:
     if version is None:
         return next_version(model_base_path)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"Expected version to be a positive integer. Received: version={version}")
+        raise VersionError(
+            f"Expected version to be a positive integer. Received: version={version}"
+        )
     if version in list_versions(model_base_path):
-        raise ValueError(
+        raise VersionError(
             f"Version {version} already exists: {os.path.join(model_base_path, str(version))}. "
             f"Pass another version, or none for the next free one "
             f"({next_version(model_base_path)})."
@@ -89,7 +95,7 @@ def staged_version(model_base_path: str, version: int) -> Iterator[str]:
     try:
         yield staging
         if os.path.lexists(final):
-            raise ValueError(f"Version {version} was created while exporting: {final}")
+            raise VersionError(f"Version {version} was created while exporting: {final}")
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
