@@ -1,4 +1,4 @@
-"""`nmt-keras <command>`: train, translate, evaluate, plot-attention, export, audit.
+"""The `nmt-keras` command line: train, translate, evaluate, plot, export, audit, serve, client.
 
 A user mistake (bad config key, missing file, malformed corpus, incomplete run) prints
 one line naming the culprit and exits with status 2; TensorFlow is imported only once a
@@ -119,6 +119,71 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from nmt_keras.serving import ServerOptions, serve
+
+    serve(
+        ServerOptions(
+            port=args.port,
+            rest_api_port=args.rest_api_port,
+            model_name=args.model_name,
+            model_base_path=args.model_base_path,
+            model_config_file=args.model_config_file,
+            file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+            max_batch_size=args.max_batch_size,
+            max_request_bytes=args.max_request_bytes,
+            host=args.host,
+        )
+    )
+
+
+def _wait_until_servable(client, align: bool, seconds: float) -> None:
+    """Waits for a server that is still starting (UNAVAILABLE or model NOT_FOUND)."""
+    import time
+
+    import grpc
+
+    from nmt_keras.serving import ServingError
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.check_model(align=align)
+            return
+        except ServingError as error:
+            starting = error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+            if not starting or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _client(args: argparse.Namespace) -> None:
+    from nmt_keras.plotting import plot_attention
+    from nmt_keras.serving import Client
+
+    sentences = _read_input(args.input)
+    with Client(
+        args.target, args.model_name, args.timeout, max_batch_size=args.batch_size
+    ) as client:
+        _wait_until_servable(client, args.align is not None, args.wait)
+        translations = client.translate(sentences, align=args.align is not None)
+    _write_output(args.output, [translation.text for translation in translations])
+    if args.align is None:
+        return
+    stem, extension = os.path.splitext(args.align)
+    for index, translation in enumerate(translations):
+        path = args.align if len(translations) == 1 else f"{stem}-{index + 1}{extension}"
+        alignment = translation.alignment
+        plot_attention(
+            alignment.weights,
+            alignment.source_tokens,
+            alignment.target_tokens,
+            path,
+            title=translation.text,
+        )
+        print(f"attention plot written to {path}", file=sys.stderr)
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory written by `train`")
     parser.add_argument(
@@ -188,6 +253,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("path", help="a SavedModel version directory or a model base path")
     audit.set_defaults(handler=_audit)
+
+    serve = commands.add_parser(
+        "serve", help="serve SavedModels over TF Serving's gRPC and REST APIs (local server)"
+    )
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
+    serve.add_argument("--rest_api_port", type=int, default=0, help="REST port (0: off)")
+    serve.add_argument("--model_name", help="name of the single model served")
+    serve.add_argument("--model_base_path", help="directory of its integer versions")
+    serve.add_argument("--model_config_file", help="text-proto model_config_list")
+    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0)
+    serve.add_argument("--max_batch_size", type=int, default=0, help="0: no limit")
+    serve.add_argument("--max_request_bytes", type=int, default=0, help="0: no limit")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.set_defaults(handler=_serve)
+
+    client = commands.add_parser("client", help="translate through a server's gRPC API")
+    client.add_argument("--target", default="127.0.0.1:8500", help="host:port of the server")
+    client.add_argument("--model_name", default="nmt")
+    client.add_argument("--input", help="source sentences, one a line (default: stdin)")
+    client.add_argument("--output", help="translations (default: stdout)")
+    client.add_argument("--align", metavar="PNG", help="plot the served attention here")
+    client.add_argument("--timeout", type=float, default=10.0, help="deadline per call (s)")
+    client.add_argument("--batch-size", type=int, default=64, help="sentences per request")
+    client.add_argument(
+        "--wait", type=float, default=0.0, help="seconds to wait for a starting server"
+    )
+    client.set_defaults(handler=_client)
     return parser
 
 
@@ -203,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nmt_keras.data.corpus import CorpusError
     from nmt_keras.export import AuditError, VersionError, WarmupError
     from nmt_keras.run import RunError
+    from nmt_keras.serving import ServerError, ServingError
 
     try:
         return args.handler(args) or 0
@@ -212,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         CorpusError,
         FileNotFoundError,
         RunError,
+        ServerError,
+        ServingError,
         VersionError,
         WarmupError,
     ) as error:
