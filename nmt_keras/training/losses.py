@@ -15,6 +15,10 @@ class MaskedCrossEntropy(keras.losses.Loss):
     tokens whose label is not `pad_id`. The average is over tokens, not sentences, so
     long and short batches weigh each token alike.
 
+    The vocabulary projection is the largest tensor of a step, so the loss never
+    materialises log-probabilities: -log p(y_t) is the fused sparse softmax
+    cross-entropy, and mean_v(-log p(v)) = logsumexp(z) - mean(z) for logits z.
+
     Args:
         pad_id: Label id that contributes nothing (padding).
         label_smoothing: epsilon in [0, 1).
@@ -38,12 +42,12 @@ class MaskedCrossEntropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         """Returns the masked mean token loss; see the class docstring."""
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        logits = ops.cast(y_pred, "float32")
         labels = ops.cast(y_true, "int32")
-        # (batch, tgt_len, 1) -> (batch, tgt_len)
-        nll = -ops.squeeze(ops.take_along_axis(log_probs, labels[..., None], axis=-1), -1)
+        nll = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         if self.label_smoothing:
-            uniform = -ops.mean(log_probs, axis=-1)  # (batch, tgt_len)
+            # (batch, tgt_len): the cross-entropy against the uniform distribution
+            uniform = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)
             nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(labels, self.pad_id), "float32")
         return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
