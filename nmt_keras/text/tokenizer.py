@@ -25,6 +25,11 @@ class Tokenizer(tf.Module):
     Every token sequence is `<s> pieces </s>`, with the ids `PAD_ID`, `UNK_ID`, `BOS_ID`,
     `EOS_ID` of this module (as set by `train_sentencepiece`).
 
+    Seed TensorFlow (`keras.utils.set_random_seed`, `tf.random.set_seed`) before creating
+    tokenizers, not after: resetting the seed drops the SentencePiece resource of
+    tokenizers that already exist (tensorflow/text#570), and they then fail with
+    `NotFoundError: ... SentencepieceOp does not exist`.
+
     Example:
         >>> tokenizer = Tokenizer(train_sentencepiece(sentences, vocab_size=8000))
         >>> ids = tokenizer.tokenize(tf.constant(["Hallo Welt ."]))  # (1, (len))
