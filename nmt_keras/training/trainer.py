@@ -265,5 +265,6 @@ def _fit(
         epochs=config.training.epochs,
         steps_per_epoch=config.training.steps_per_epoch,
         callbacks=_callbacks(paths, config, translator, valid_corpus),
+        shuffle=False,  # the dataset shuffles itself, with the config's seed
         verbose=2,
     )
