@@ -1,4 +1,4 @@
-"""Translation quality under a wall-clock training budget.
+r"""Translation quality under a wall-clock training budget.
 
 Trains a recipe with `nmt-keras`'s own trainer for at most `--minutes` of wall-clock time
 (validation and per-epoch BLEU included in the budget), then translates the test split
