@@ -27,7 +27,11 @@ a callback stamps the end of every step, the first `--warmup` steps (tracing, re
 for new shapes) are discarded and the next `--steps` are timed. Runs are interleaved
 (tutorial, luong, bahdanau, ..., tutorial, luong, ...) `--repeats` times, so background
 load hits every model alike; the table shows medians over repeats, and the ratios are the
-medians of the per-repeat ratios to the tutorial run of the same repeat.
+medians of the per-repeat ratios to the tutorial run of the same repeat. Because every
+repeat trains on the same batches, the "floor" columns add up each timed step at its
+fastest repeat: background load only adds time, so on a shared machine the floor is the
+least disturbed estimate (it approaches the median on a quiet one). The CPU columns divide
+by this process's CPU time instead of wall time, which other processes hardly change.
 
     python benchmarks/train_throughput.py --src de --tgt en --json train_throughput.json
 """
@@ -39,8 +43,8 @@ import datetime
 import itertools
 import json
 import os
-import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -48,6 +52,7 @@ import warnings
 import keras
 import tensorflow as tf
 import tutorial_model
+from machine import machine_info
 
 from nmt_keras.config import ModelConfig, TrainingConfig
 from nmt_keras.data.corpus import CorpusError, filter_pairs, read_parallel
@@ -109,7 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--markdown", help="write the table to this markdown file")
     args = parser.parse_args(argv)
-    args.families = [name.strip() for name in args.families.split(",") if name.strip()]
+    families = [name.strip() for name in args.families.split(",") if name.strip()]
+    args.families = list(dict.fromkeys(families))  # Unique, in the given order.
     unknown = sorted(set(args.families) - set(FAMILIES))
     if unknown:
         parser.error(f"unknown family {unknown[0]!r}; expected some of {', '.join(FAMILIES)}")
@@ -124,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Records `time.perf_counter()` before the first and after every training step.
+    """Stamps wall-clock and process CPU time before the first and after every step.
 
     Defining `on_train_batch_end` also makes Keras call callbacks synchronously, so each
     stamp is taken after its step has finished.
@@ -132,8 +138,8 @@ class StepTimer(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.start = 0.0
-        self.ends: list[float] = []
+        self.start = (0.0, 0.0)
+        self.ends: list[tuple[float, float]] = []
 
     def on_train_begin(self, logs=None):
         """Clears the stamps of a previous `fit`."""
@@ -143,12 +149,12 @@ class StepTimer(keras.callbacks.Callback):
         """Stamps the start of the first step."""
         del logs
         if batch == 0:
-            self.start = time.perf_counter()
+            self.start = (time.perf_counter(), time.process_time())
 
     def on_train_batch_end(self, batch, logs=None):
         """Stamps the end of step `batch`."""
         del batch, logs
-        self.ends.append(time.perf_counter())
+        self.ends.append((time.perf_counter(), time.process_time()))
 
 
 def cache_batches(dataset: tf.data.Dataset, count: int) -> tuple[tf.data.Dataset, dict]:
@@ -232,67 +238,94 @@ def build_nmt_keras(args, family, corpus, tokenizers) -> tuple[keras.Model, dict
 
 
 def time_fit(model: keras.Model, dataset: tf.data.Dataset, stats: dict, warmup: int) -> dict:
-    """One `model.fit` over the cached batches; times the steps after `warmup`."""
+    """One `model.fit` over the cached batches; times the steps after `warmup`.
+
+    Returns:
+        Wall-clock `seconds` of the timed steps, `s_per_step`, `pairs_per_s`,
+        `target_tokens_per_s`; the same per CPU second of this process (`cpu_seconds`,
+        `cpu_s_per_step`, `pairs_per_cpu_s`, `target_tokens_per_cpu_s`: other processes
+        on the machine delay a step's wall time far more than its CPU time); and
+        `step_seconds`, the wall time of every step, warmup included.
+    """
     count = len(stats["pairs"])
     timer = StepTimer()
     model.fit(dataset, epochs=1, steps_per_epoch=count, verbose=0, callbacks=[timer])
     if len(timer.ends) != count:
         raise RuntimeError(f"Expected {count} steps. Received: {len(timer.ends)} step ends")
-    seconds = timer.ends[-1] - timer.ends[warmup - 1]
+    seconds = timer.ends[-1][0] - timer.ends[warmup - 1][0]
+    cpu_seconds = timer.ends[-1][1] - timer.ends[warmup - 1][1]
     steps = count - warmup
     pairs = sum(stats["pairs"][warmup:])
     tokens = sum(stats["target_tokens"][warmup:])
+    stamps = [timer.start[0]] + [wall for wall, _ in timer.ends]
     return {
-        "step_seconds": [
-            later - earlier for earlier, later in itertools.pairwise([timer.start, *timer.ends])
-        ],
         "seconds": seconds,
         "s_per_step": seconds / steps,
         "pairs_per_s": pairs / seconds,
         "target_tokens_per_s": tokens / seconds,
+        "cpu_seconds": cpu_seconds,
+        "cpu_s_per_step": cpu_seconds / steps,
+        "pairs_per_cpu_s": pairs / cpu_seconds,
+        "target_tokens_per_cpu_s": tokens / cpu_seconds,
+        "step_seconds": [later - earlier for earlier, later in itertools.pairwise(stamps)],
     }
 
 
-def machine_info() -> dict:
-    """Platform, CPUs, load and library versions."""
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {
-        "platform": platform.platform(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
-    }
-    if hasattr(os, "sched_getaffinity"):
-        info["cpus_usable"] = len(os.sched_getaffinity(0))
-    if hasattr(os, "getloadavg"):
-        info["loadavg_start"] = list(os.getloadavg())
-    return info
+def code_version() -> dict:
+    """The repository's commit and whether files differ from it (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", "-C", REPO_ROOT, *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
 
 
-def summarise(names: list[str], runs: dict[str, list[dict]]) -> dict[str, dict]:
-    """Medians per model and the median per-repeat ratio to the tutorial."""
+def summarise(names: list[str], runs: dict[str, list[dict]], timed: dict[str, dict]) -> dict:
+    """Medians over repeats, a noise floor, and ratios to the tutorial.
+
+    Args:
+        names: Models, the tutorial first.
+        runs: Per model, the `time_fit` results of every repeat.
+        timed: Per model, `steps`, `pairs` and `target_tokens` of the timed steps.
+
+    Returns:
+        Per model: `median` (over repeats), `floor` (every timed step at its fastest
+        repeat, summed: background load only ever adds time, so this is the least
+        disturbed estimate) and `ratio_vs_tutorial` (median of the per-repeat ratios,
+        and the ratio of the floors).
+    """
     summary = {}
     for name in names:
-        keys = ("seconds", "s_per_step", "pairs_per_s", "target_tokens_per_s")
+        keys = [key for key in runs[name][0] if key != "step_seconds"]
         median = {key: statistics.median(run[key] for run in runs[name]) for key in keys}
+        steps = timed[name]["steps"]
+        per_step = [run["step_seconds"][-steps:] for run in runs[name]]
+        seconds = sum(min(times) for times in zip(*per_step, strict=True))
+        floor = {
+            "seconds": seconds,
+            "s_per_step": seconds / steps,
+            "pairs_per_s": timed[name]["pairs"] / seconds,
+            "target_tokens_per_s": timed[name]["target_tokens"] / seconds,
+        }
+        summary[name] = {"median": median, "floor": floor}
+    for name in names:
         ratios = {}
-        for key in ("pairs_per_s", "target_tokens_per_s"):
+        for key in ("pairs_per_s", "target_tokens_per_s", "pairs_per_cpu_s"):
             per_repeat = [
                 run[key] / base[key] for run, base in zip(runs[name], runs[BASELINE], strict=True)
             ]
             ratios[key] = {"median": statistics.median(per_repeat), "per_repeat": per_repeat}
-        summary[name] = {"median": median, "ratio_vs_tutorial": ratios}
+            if key in summary[name]["floor"]:
+                floor = summary[name]["floor"][key] / summary[BASELINE]["floor"][key]
+                ratios[key]["floor"] = floor
+        summary[name]["ratio_vs_tutorial"] = ratios
     return summary
 
 
@@ -300,8 +333,9 @@ def markdown_table(names: list[str], results: dict) -> str:
     """The results as a markdown table."""
     lines = [
         "| model | vocab src/tgt | tgt tokens/pair | s/step | pairs/s | tgt tokens/s "
-        "| x tutorial (pairs/s) | x tutorial (tokens/s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| x tutorial (pairs/s) | x tutorial (tokens/s) "
+        "| floor s/step | x tutorial floor (pairs/s) | CPU s/step | x tutorial (pairs/CPU s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         model = results["models"][name]
@@ -313,7 +347,9 @@ def markdown_table(names: list[str], results: dict) -> str:
             f"| {median['s_per_step']:.3f} | {median['pairs_per_s']:.0f} "
             f"| {median['target_tokens_per_s']:.0f} "
             f"| {ratios['pairs_per_s']['median']:.2f} "
-            f"| {ratios['target_tokens_per_s']['median']:.2f} |"
+            f"| {ratios['target_tokens_per_s']['median']:.2f} "
+            f"| {model['floor']['s_per_step']:.3f} | {ratios['pairs_per_s']['floor']:.2f} "
+            f"| {median['cpu_s_per_step']:.3f} | {ratios['pairs_per_cpu_s']['median']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -338,10 +374,13 @@ def main(argv: list[str] | None = None) -> None:
     keras.utils.set_random_seed(args.seed)
 
     start = time.perf_counter()
-    tokenizers = [
-        Tokenizer(train_sentencepiece(sentences, args.vocab_size, seed=args.seed))
-        for sentences in (corpus.sources, corpus.targets)
-    ]
+    try:
+        tokenizers = [
+            Tokenizer(train_sentencepiece(sentences, args.vocab_size, seed=args.seed))
+            for sentences in (corpus.sources, corpus.targets)
+        ]
+    except ValueError as error:
+        sys.exit(f"train_throughput.py: error: {error}")
     corpus, report = filter_pairs(
         corpus, tokenizers[0].token_lengths, tokenizers[1].token_lengths, args.max_length
     )
@@ -380,7 +419,15 @@ def main(argv: list[str] | None = None) -> None:
 
     if hasattr(os, "getloadavg"):
         machine["loadavg_end"] = list(os.getloadavg())
-    summary = summarise(names, runs)
+    timed = {}
+    for name in names:
+        stats = datasets[name][1]
+        timed[name] = {
+            "steps": args.steps,
+            "pairs": sum(stats["pairs"][args.warmup :]),
+            "target_tokens": sum(stats["target_tokens"][args.warmup :]),
+        }
+    summary = summarise(names, runs, timed)
     results = {
         "benchmark": "train_throughput",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -405,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
             "tutorial": {"optimizer": "adam", "learning_rate": args.learning_rate},
         },
         "machine": machine,
+        "code": code_version(),
         "models": {},
     }
     for name in names:
