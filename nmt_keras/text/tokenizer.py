@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -47,8 +48,17 @@ class Tokenizer(tf.Module):
         super().__init__(name=name)
         self._processor = _load_processor(model_proto, source="model_proto")
         self._model_proto = bytes(model_proto)
+        # The SentencePiece resource is looked up by its op's name once a SavedModel is
+        # loaded, so tokenizers of different models must never share that name (else the
+        # target side of an export, or a second model version in the same process,
+        # silently uses another model): name it after a digest of the model bytes.
+        digest = hashlib.sha256(self._model_proto).hexdigest()[:16]
         self._sentencepiece = tf_text.SentencepieceTokenizer(
-            model=self._model_proto, out_type=tf.int32, add_bos=True, add_eos=True
+            model=self._model_proto,
+            out_type=tf.int32,
+            add_bos=True,
+            add_eos=True,
+            name=f"sentencepiece_{digest}",
         )
 
     @classmethod

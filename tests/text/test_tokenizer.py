@@ -110,3 +110,43 @@ def test_tokenizer_survives_saved_model(tokenizer, tmp_path):
     expected = tokenizer.tokenize(tf.constant(TEXTS)).to_tensor(PAD_ID)
     np.testing.assert_array_equal(outputs["ids"], expected)
     assert outputs["text"].numpy().tolist() == [t.encode() for t in TEXTS]
+
+
+def _pieces_module(first, second):
+    class Pieces(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = first, second
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+        def pieces(self, ids):
+            return {"first": self.first.id_to_piece(ids), "second": self.second.id_to_piece(ids)}
+
+    return Pieces()
+
+
+def test_different_models_keep_their_own_resource_after_saved_model_load(tmp_path):
+    """Regression: both tokenizers of an export once resolved to one SentencePiece model."""
+    from nmt_keras.text import train_sentencepiece
+
+    german = ["der hund läuft schnell", "die katze schläft lange", "ein kind spielt gern"] * 5
+    english = ["the dog runs fast", "the cat sleeps long", "a child likes playing"] * 5
+    source = Tokenizer(train_sentencepiece(german, 24))
+    target = Tokenizer(train_sentencepiece(english, 24))
+    ids = tf.range(4, 12)
+    expected_source = source.id_to_piece(ids).numpy().tolist()
+    expected_target = target.id_to_piece(ids).numpy().tolist()
+    assert expected_source != expected_target
+
+    for name, (first, second) in {"a": (source, target), "b": (target, source)}.items():
+        module = _pieces_module(first, second)
+        tf.saved_model.save(module, str(tmp_path / name))
+    # Both SavedModels live in one process, as two model versions do in a server.
+    loaded_a = tf.saved_model.load(str(tmp_path / "a"))
+    loaded_b = tf.saved_model.load(str(tmp_path / "b"))
+    a = loaded_a.pieces(ids)
+    b = loaded_b.pieces(ids)
+    assert a["first"].numpy().tolist() == expected_source
+    assert a["second"].numpy().tolist() == expected_target
+    assert b["first"].numpy().tolist() == expected_target
+    assert b["second"].numpy().tolist() == expected_source
