@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nmt_keras.layers.recurrence import run_cell
 from nmt_keras.layers.rnn_stack import RNN_CELLS, check_rnn, states_per_layer
 
 
@@ -17,6 +18,11 @@ class Encoder(keras.layers.Layer):
     states. The bridge maps that summary to the decoder's initial state,
     s_0 = tanh(W_s [h->_S; h<-_1]) (Bahdanau et al. 2015, appendix A.2.2; Cho et al. 2014
     eq. in sec. 2.2 for the fixed-context model), one state per decoder layer.
+
+    Each `keras.layers.RNN` / `keras.layers.Bidirectional` in `rnn_layers` holds the cells'
+    weights (so checkpoints keep their layout), but the sequences run through
+    `recurrence.run_cell`, which projects all time steps' inputs in one matmul before the
+    recurrence loop; the results are those of the Keras layers.
 
     Args:
         vocab_size: Source vocabulary size (id 0 is padding).
@@ -100,13 +106,49 @@ class Encoder(keras.layers.Layer):
         forward, backward = final_states[:width], final_states[width:]
         return [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)]
 
+    def _run_layer(self, layer, inputs, mask):
+        """Runs one (bidirectional) layer like `layer(inputs, mask=mask)` would.
+
+        Args:
+            layer: A `keras.layers.RNN` or `keras.layers.Bidirectional` of `rnn_layers`.
+            inputs: `(batch, src_len, features)`.
+            mask: `(batch, src_len)` bool.
+
+        Returns:
+            `(outputs, final_states)`: `(batch, src_len, units)` (forward and backward
+            concatenated) and the final states, forward ones first.
+        """
+        if not layer.built:
+            with keras.name_scope(layer.name, caller=layer):
+                layer.build(inputs.shape)
+        if not self.bidirectional:
+            return run_cell(
+                layer.cell, inputs, mask=mask, zero_output_for_mask=layer.zero_output_for_mask
+            )
+        # Bidirectional sets zero_output_for_mask on both: padded steps output zeros.
+        forward, forward_states = run_cell(
+            layer.forward_layer.cell,
+            inputs,
+            mask=mask,
+            zero_output_for_mask=layer.forward_layer.zero_output_for_mask,
+        )
+        backward, backward_states = run_cell(
+            layer.backward_layer.cell,
+            inputs,
+            mask=mask,
+            go_backwards=True,
+            zero_output_for_mask=layer.backward_layer.zero_output_for_mask,
+        )
+        outputs = ops.concatenate([forward, backward], axis=-1)  # (batch, src_len, units)
+        return outputs, forward_states + backward_states
+
     def call(self, tokens, training=None):
         """Encodes `(batch, src_len)` ids; see the class docstring for the outputs."""
         mask = ops.not_equal(tokens, 0)  # (batch, src_len)
         outputs = self.dropout_layer(self.embedding(tokens), training=training)
         for index, layer in enumerate(self.rnn_layers):
             layer_inputs = outputs if index == 0 else self.dropout_layer(outputs, training=training)
-            layer_outputs, *final_states = layer(layer_inputs, mask=mask, training=training)
+            layer_outputs, final_states = self._run_layer(layer, layer_inputs, mask)
             if self.residual and index > 0:
                 layer_outputs = layer_outputs + outputs
             outputs = layer_outputs

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from nmt_keras.layers.recurrence import run_cell
+
 RNN_CELLS = {"gru": keras.layers.GRUCell, "lstm": keras.layers.LSTMCell}
 
 
@@ -24,8 +26,11 @@ class RNNStack(keras.layers.Layer):
 
     The same cells serve both paths, so teacher forcing and inference share weights:
     `step()` advances every layer by one time step (decoders that attend inside the
-    recurrence loop over it), `call()` runs each layer over a whole sequence with
-    `keras.layers.RNN` (the fast path when nothing inside the loop depends on attention).
+    recurrence loop over it), `call()` runs each layer over a whole sequence (the fast path
+    when nothing inside the loop depends on attention) with `recurrence.run_cell`, which
+    computes the input projection X W + b of all time steps in one matmul before the loop.
+    `sequence_layers` (`keras.layers.RNN` over the same cells) compute the same thing step
+    by step; they are kept so that checkpoints keep their layout.
 
     States are a flat list, layer by layer: `[h_1, h_2, ...]` for GRU and
     `[h_1, c_1, h_2, c_2, ...]` for LSTM, each `(batch, units)`.
@@ -125,13 +130,10 @@ class RNNStack(keras.layers.Layer):
             flat list of final states.
         """
         final_states = []
-        for index, layer in enumerate(self.sequence_layers):
+        for index, cell in enumerate(self.cells):
             layer_inputs = inputs if index == 0 else self.dropout_layer(inputs, training=training)
-            outputs, *layer_states = layer(
-                layer_inputs,
-                initial_state=self._layer_states(states, index),
-                mask=mask,
-                training=training,
+            outputs, layer_states = run_cell(
+                cell, layer_inputs, self._layer_states(states, index), mask=mask
             )
             inputs = self._residual(index, inputs, outputs)
             final_states.extend(layer_states)

@@ -1,6 +1,8 @@
+import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nmt_keras.layers.encoder import Encoder
 
@@ -159,3 +161,130 @@ def test_odd_units_with_bidirectional_are_rejected():
 def test_bad_rnn_is_rejected():
     with pytest.raises(ValueError, match="rnn=cnn"):
         Encoder(VOCAB, EMBEDDING, UNITS, rnn="cnn")
+
+
+def keras_layers_path(encoder, tokens, training=None):
+    """`Encoder.call` as it ran before the hoisted recurrence: its Keras (Bi)RNN layers."""
+    mask = keras.ops.not_equal(tokens, 0)
+    outputs = encoder.dropout_layer(encoder.embedding(tokens), training=training)
+    for index, layer in enumerate(encoder.rnn_layers):
+        layer_inputs = outputs if index == 0 else encoder.dropout_layer(outputs, training=training)
+        layer_outputs, *final_states = layer(layer_inputs, mask=mask, training=training)
+        if encoder.residual and index > 0:
+            layer_outputs = layer_outputs + outputs
+        outputs = layer_outputs
+    summaries = encoder._summaries(final_states)
+    width = 2 if encoder.rnn == "lstm" else 1
+    decoder_state = [bridge(summaries[i % width]) for i, bridge in enumerate(encoder.bridges)]
+    return outputs, mask, summaries[0], decoder_state
+
+
+def weighted_loss(tensors):
+    """Sum of every element of every float tensor, each with its own weight (any shape)."""
+    total = 0.0
+    for tensor in tensors:
+        if tensor.dtype.is_floating:
+            weights = tf.reshape(tf.range(tf.size(tensor), dtype=tensor.dtype), tf.shape(tensor))
+            total += tf.reduce_sum(tensor * tf.sin(weights))
+    return total
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(n, marks=pytest.mark.slow if n == "gru-2-residual" else ()) for n in CASES],
+)
+def test_equals_the_keras_layers_forward_and_gradient(case):
+    encoder = make_encoder(*CASES[case])
+    encoder(BATCH[:, :2])  # builds the weights
+
+    def with_gradients(fn):
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32)])
+        def run(tokens):
+            with tf.GradientTape() as tape:
+                results = keras.tree.flatten(fn(encoder, tokens))
+                loss = weighted_loss(results)
+            return results, tape.gradient(loss, encoder.trainable_variables)
+
+        return run
+
+    hoisted, reference = with_gradients(Encoder.call), with_gradients(keras_layers_path)
+    # Varied lengths, then another batch and time size through the same traced graphs.
+    for tokens in (BATCH, np.concatenate([ALONE, [[4, 3, 0, 0, 0]]])):
+        (actual, actual_gradients), (expected, expected_gradients) = (
+            hoisted(tokens),
+            reference(tokens),
+        )
+        assert len(actual) == len(expected)
+        for a, b in zip(actual, expected, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+        assert len(actual_gradients) == len(encoder.trainable_variables)
+        for variable, a, b in zip(
+            encoder.trainable_variables, actual_gradients, expected_gradients, strict=True
+        ):
+            a, b = (tf.convert_to_tensor(g) for g in (a, b))  # embeddings: IndexedSlices
+            np.testing.assert_allclose(a, b, atol=1e-5, err_msg=variable.path)
+
+
+@pytest.fixture
+def mixed_float16():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    yield
+    keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_mixed_float16(rnn, mixed_float16):
+    encoder = make_encoder(rnn, True, num_layers=2, residual=True)
+    with tf.GradientTape() as tape:
+        outputs, _, summary, decoder_state = encoder(BATCH)
+        loss = weighted_loss([tf.cast(t, tf.float32) for t in (outputs, *decoder_state)])
+    assert outputs.dtype == summary.dtype == tf.float16
+    gradients = tape.gradient(loss, encoder.trainable_variables)
+    assert all(v.dtype == "float32" for v in encoder.trainable_variables)
+    for gradient in gradients:
+        gradient = tf.convert_to_tensor(gradient)
+        assert gradient.dtype == tf.float32 and np.all(np.isfinite(gradient))
+    expected = keras_layers_path(encoder, BATCH)
+    np.testing.assert_allclose(outputs, expected[0], atol=1e-2)
+    np.testing.assert_allclose(summary, expected[2], atol=1e-2)
+
+
+class Holder(keras.Model):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def call(self, tokens):
+        return self.layer(tokens)
+
+
+def test_checkpoint_layout_and_values_are_those_of_the_keras_layers_version(tmp_path):
+    encoder = make_encoder("lstm", True, num_layers=2)
+    model = Holder(encoder)
+    model(BATCH)
+    path = str(tmp_path / "encoder.weights.h5")
+    model.save_weights(path)
+    keys = []
+    with h5py.File(path) as file:
+        file.visititems(lambda name, item: keys.append(name) if hasattr(item, "shape") else None)
+    # The layout that Encoder had when call() ran its keras.layers.Bidirectional layers.
+    cells = [
+        f"layer/rnn_layers/{layer}/{direction}_layer/cell/vars/{index}"
+        for layer in ("bidirectional", "bidirectional_1")
+        for direction in ("backward", "forward")
+        for index in range(3)
+    ]
+    bridges = [
+        f"layer/bridges/{dense}/vars/{i}"
+        for dense in ("dense", "dense_1", "dense_2", "dense_3")  # decoder_layers=2, h and c
+        for i in range(2)
+    ]
+    assert keys == [*bridges, "layer/embedding/vars/0", *cells]
+    keras.utils.set_random_seed(9)
+    restored = Holder(Encoder.from_config(encoder.get_config()))
+    restored(BATCH[:, :1])
+    restored.load_weights(path)
+    expected = keras.tree.flatten(keras_layers_path(encoder, BATCH))
+    for a, b in zip(keras.tree.flatten(restored(BATCH)), expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -1,6 +1,8 @@
+import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nmt_keras.layers.rnn_stack import RNNStack, check_rnn, states_per_layer
 
@@ -159,3 +161,117 @@ def test_bad_rnn_is_rejected(rnn):
 def test_bad_num_layers_is_rejected():
     with pytest.raises(ValueError, match="num_layers >= 1"):
         RNNStack(UNITS, num_layers=0)
+
+
+def keras_sequence_path(stack, inputs, states, mask=None, training=None):
+    """`RNNStack.call` as it ran before the hoisted recurrence: its `keras.layers.RNN`s."""
+    final_states = []
+    for index, layer in enumerate(stack.sequence_layers):
+        layer_inputs = inputs if index == 0 else stack.dropout_layer(inputs, training=training)
+        outputs, *layer_states = layer(
+            layer_inputs, initial_state=stack._layer_states(states, index), mask=mask
+        )
+        inputs = stack._residual(index, inputs, outputs)
+        final_states.extend(layer_states)
+    return inputs, final_states
+
+
+def weighted_loss(outputs, final):
+    """Sum of every output and state element, each with its own weight (any shape)."""
+    total = 0.0
+    for tensor in [outputs, *final]:
+        weights = tf.reshape(tf.range(tf.size(tensor), dtype=tensor.dtype), tf.shape(tensor))
+        total += tf.reduce_sum(tensor * tf.sin(weights))
+    return total
+
+
+# Lengths 5, 2 and 4 of 5 steps.
+MASK = np.array([[True] * 5, [True, True] + [False] * 3, [True] * 4 + [False]])
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("rnn, num_layers, residual", [("gru", 1, False), *CASES[1:4]])
+def test_call_equals_keras_rnn_path_with_gradients(rnn, num_layers, residual, masked):
+    stack = make_stack(rnn, num_layers, residual)
+    spec = tf.TensorSpec((None, UNITS), tf.float32)
+    signature = [
+        tf.TensorSpec((None, None, FEATURES), tf.float32),
+        [spec] * (num_layers * states_per_layer(rnn)),
+        tf.TensorSpec((None, None), tf.bool),
+    ]
+
+    def with_gradients(fn):
+        @tf.function(input_signature=signature)
+        def run(inputs, states, mask):
+            with tf.GradientTape() as tape:
+                tape.watch([inputs, *states])
+                outputs, final = fn(stack, inputs, states, mask=mask if masked else None)
+                loss = weighted_loss(outputs, final)
+            gradients = tape.gradient(loss, [inputs, *states, *stack.trainable_variables])
+            return outputs, final, gradients
+
+        return run
+
+    hoisted, reference = with_gradients(RNNStack.call), with_gradients(keras_sequence_path)
+    rng = np.random.default_rng(4)
+    for batch in (3, 2):  # unknown batch and time: the same traced graph runs both
+        inputs = rng.normal(size=(batch, 5, FEATURES)).astype("float32")
+        states = [s[:1].repeat(batch, 0) for s in random_states(rnn, num_layers)]
+        actual = hoisted(inputs, states, MASK[:batch])
+        expected = reference(inputs, states, MASK[:batch])
+        flat_actual, flat_expected = keras.tree.flatten(actual), keras.tree.flatten(expected)
+        assert len(flat_actual) == len(flat_expected) == 1 + 2 * len(states) + 1 + 3 * num_layers
+        for a, b in zip(flat_actual, flat_expected, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Layer '.*' .* was passed an input with a mask")
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_mixed_float16(rnn):
+    keras.utils.set_random_seed(0)
+    stack = RNNStack(UNITS, 2, rnn=rnn, residual=True, dtype="mixed_float16")
+    stack.build((None, None, FEATURES))
+    inputs, states = random_inputs(time=5), random_states(rnn, 2)
+    with tf.GradientTape() as tape:
+        outputs, final = stack(inputs, states, mask=MASK[:BATCH])
+        loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
+    gradients = tape.gradient(loss, stack.trainable_variables)
+    assert outputs.dtype == tf.float16 and all(s.dtype == tf.float16 for s in final)
+    assert all(v.dtype == "float32" for v in stack.trainable_variables)
+    assert all(g.dtype == tf.float32 and np.all(np.isfinite(g)) for g in gradients)
+    expected, expected_final = keras_sequence_path(stack, inputs, states, mask=MASK[:BATCH])
+    np.testing.assert_allclose(outputs, expected, atol=1e-2)
+    for a, b in zip(final, expected_final, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-2)
+
+
+class Holder(keras.Model):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def call(self, inputs, states):
+        return self.layer(inputs, states)
+
+
+def test_checkpoint_layout_and_values_are_those_of_the_keras_rnn_version(tmp_path):
+    stack = make_stack("gru", 2, True)
+    model = Holder(stack)
+    inputs, states = random_inputs(), random_states("gru", 2)
+    model(inputs, states)
+    path = str(tmp_path / "stack.weights.h5")
+    model.save_weights(path)
+    keys = []
+    with h5py.File(path) as file:
+        file.visititems(lambda name, item: keys.append(name) if hasattr(item, "shape") else None)
+    # The layout that RNNStack had when call() ran its keras.layers.RNN sequence_layers.
+    assert keys == [
+        f"layer/cells/{cell}/vars/{index}"
+        for cell in ("gru_cell", "gru_cell_1")
+        for index in range(3)
+    ]
+    restored = Holder(make_stack("gru", 2, True, seed=9))
+    restored(inputs, states)
+    restored.load_weights(path)
+    expected, _ = keras_sequence_path(stack, inputs, states)
+    np.testing.assert_allclose(restored(inputs, states)[0], expected, atol=1e-5)
