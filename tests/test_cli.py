@@ -116,3 +116,16 @@ def test_evaluate_with_mismatched_files(capsys, tmp_path):
 def test_bad_batch_size(capsys, batch_size):
     status, err = run_cli(capsys, "translate", "--run", "x", "--batch-size", batch_size)
     assert_one_line_error(status, err, "--batch-size")
+
+
+def test_serve_with_a_missing_model_base_path(capsys, tmp_path):
+    missing = tmp_path / "saved_models" / "nope"
+    status, err = run_cli(
+        capsys, "serve", "--port", "0", "--model_name", "nmt", "--model_base_path", str(missing)
+    )
+    assert_one_line_error(status, err, str(missing))
+
+
+def test_audit_of_a_missing_directory(capsys, tmp_path):
+    status, err = run_cli(capsys, "audit", str(tmp_path / "nope"))
+    assert_one_line_error(status, err, "nope")
