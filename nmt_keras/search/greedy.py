@@ -6,16 +6,9 @@ from typing import Any
 import tensorflow as tf
 
 from nmt_keras.search.result import SearchResult
+from nmt_keras.search.state import state_shape_invariants
 
 NextFn = Callable[[tf.Tensor, Any, tf.Tensor], tuple[tf.Tensor, Any, tf.Tensor | None]]
-
-
-def _state_invariant(tensor: tf.Tensor) -> tf.TensorShape:
-    """Relaxes the batch dimension of a state tensor, keeping the other dimensions."""
-    shape = tensor.shape
-    if shape.rank is None or shape.rank == 0:
-        return shape
-    return tf.TensorShape([None]).concatenate(shape[1:])
 
 
 def greedy_search(
@@ -39,8 +32,9 @@ def greedy_search(
     Args:
         next_fn: `next_fn(tokens, state, step) -> (logits, state, attention)`. `tokens` is
             int32 `(batch,)`, the previously emitted tokens (BOS at step 0); `state` is any
-            `tf.nest` structure of tensors with batch as dimension 0 and shapes constant across
-            steps; `step` is an int32 scalar. `logits` is float `(batch, vocab)` of any float
+            `tf.nest` structure of tensors with batch as dimension 0 whose last dimension is
+            constant across steps (the others may change: a decoder cache can grow along
+            time); `step` is an int32 scalar. `logits` is float `(batch, vocab)` of any float
             dtype; `attention` is float `(batch, src_len)`, or None for every step.
         initial_state: The `state` passed to `next_fn` at step 0.
         batch_size: int32 scalar, the number of sequences.
@@ -109,7 +103,7 @@ def greedy_search(
     shape_invariants = (
         tf.TensorShape([]),
         vector,
-        tf.nest.map_structure(_state_invariant, initial_state),
+        state_shape_invariants(initial_state),
         vector,
         vector,
         vector,
