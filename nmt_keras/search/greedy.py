@@ -1,14 +1,18 @@
 """Greedy search over a model-agnostic `next_fn`, in a `tf.while_loop` that TF Serving runs."""
 
-from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
+from nmt_keras.search.next_fn import NextFn
 from nmt_keras.search.result import SearchResult
-from nmt_keras.search.state import state_shape_invariants
+from nmt_keras.search.token_loop import token_by_token_search
 
-NextFn = Callable[[tf.Tensor, Any, tf.Tensor], tuple[tf.Tensor, Any, tf.Tensor | None]]
+
+def _most_probable_tokens(log_probs: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    """float32 `(batch, vocab)` log-probabilities -> int32 `(batch,)` argmax tokens."""
+    del step  # Greedy choices do not depend on the step.
+    return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
 
 
 def greedy_search(
@@ -50,72 +54,13 @@ def greedy_search(
     Raises:
         ValueError: If `max_length` is a Python int smaller than 1 or is not a scalar.
     """
-    if isinstance(max_length, int) and max_length < 1:
-        raise ValueError(f"Expected max_length >= 1. Received: max_length={max_length}")
-    max_length = tf.convert_to_tensor(max_length, dtype=tf.int32)
-    if max_length.shape.rank != 0:
-        raise ValueError(f"Expected a scalar max_length. Received: max_length={max_length}")
-    batch_size = tf.convert_to_tensor(batch_size, dtype=tf.int32)
-    initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
-    with tf.control_dependencies(
-        [tf.debugging.assert_positive(max_length, message="Expected max_length >= 1.")]
-    ):
-        max_length = tf.identity(max_length)
-
-    # next_fn decides statically whether it returns attention; the body records that choice
-    # on its first run (the trace, in a graph).
-    returns_attention: list[bool] = []
-
-    def cond(step, tokens, state, finished, lengths, scores, token_ta, attention_ta):
-        # At least one step runs, so the TensorArrays are never stacked empty (even batch 0).
-        not_done = tf.logical_or(tf.equal(step, 0), tf.logical_not(tf.reduce_all(finished)))
-        return tf.logical_and(step < max_length, not_done)
-
-    def body(step, tokens, state, finished, lengths, scores, token_ta, attention_ta):
-        logits, state, attention = next_fn(tokens, state, step)
-        if not returns_attention:
-            returns_attention.append(attention is not None)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (batch, vocab)
-        best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)  # (batch,)
-        tokens = tf.where(finished, pad_id, best)
-        scores += tf.where(finished, 0.0, tf.reduce_max(log_probs, axis=-1))
-        lengths += tf.cast(tf.logical_not(finished), tf.int32)
-        token_ta = token_ta.write(step, tokens)
-        if attention is not None:
-            # finished (batch,) -> (batch, 1) to broadcast over src_len.
-            attention = tf.where(finished[:, tf.newaxis], 0.0, tf.cast(attention, tf.float32))
-            attention_ta = attention_ta.write(step, attention)
-        finished = tf.logical_or(finished, tf.equal(tokens, eos_id))
-        return step + 1, tokens, state, finished, lengths, scores, token_ta, attention_ta
-
-    loop_vars = (
-        tf.constant(0, tf.int32),
-        tf.fill([batch_size], tf.constant(bos_id, tf.int32)),
+    return token_by_token_search(
+        next_fn,
         initial_state,
-        tf.zeros([batch_size], tf.bool),
-        tf.zeros([batch_size], tf.int32),
-        tf.zeros([batch_size], tf.float32),
-        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+        select_tokens=_most_probable_tokens,
+        batch_size=batch_size,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        pad_id=pad_id,
+        max_length=max_length,
     )
-    vector = tf.TensorShape([None])  # (batch,)
-    flow = tf.TensorShape([])  # A TensorArray's invariant is its scalar flow.
-    shape_invariants = (
-        tf.TensorShape([]),
-        vector,
-        state_shape_invariants(initial_state),
-        vector,
-        vector,
-        vector,
-        flow,
-        flow,
-    )
-    _, _, _, _, lengths, scores, token_ta, attention_ta = tf.while_loop(
-        cond, body, loop_vars, shape_invariants=shape_invariants
-    )
-    tokens = tf.transpose(token_ta.stack())  # (time, batch) -> (batch, time)
-    attention = None
-    if returns_attention[0]:
-        # (time, batch, src_len) -> (batch, time, src_len)
-        attention = tf.transpose(attention_ta.stack(), [1, 0, 2])
-    return SearchResult(tokens=tokens, lengths=lengths, scores=scores, attention=attention)

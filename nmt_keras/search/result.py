@@ -1,4 +1,4 @@
-"""The result every search (greedy, beam, sampling) returns."""
+"""The results searches return: `SearchResult` (every search) and `BeamSearchResult`."""
 
 from typing import NamedTuple
 
@@ -23,3 +23,26 @@ class SearchResult(NamedTuple):
     lengths: tf.Tensor
     scores: tf.Tensor
     attention: tf.Tensor | None
+
+
+class BeamSearchResult(NamedTuple):
+    """Output of `beam_search`: the best hypothesis and the n-best list of every sentence.
+
+    Attributes:
+        best: The best hypothesis (the first of the n-best list) as a `SearchResult`: its
+            `scores` are its plain summed log-probabilities, comparable with greedy search,
+            and its `attention` is its own attention history, zeros after its end.
+        nbest_tokens: int32 `(batch, n_best, time)`. Hypotheses best first, PAD after the EOS.
+        nbest_lengths: int32 `(batch, n_best)`. Lengths including the EOS; `max_length` for
+            a hypothesis that never emitted EOS.
+        nbest_scores: float32 `(batch, n_best)`. GNMT scores `s(Y, X)` (Wu et al. 2016,
+            eq. 14), descending.
+        nbest_log_probs: float32 `(batch, n_best)`. Summed log-probabilities of the same
+            hypotheses.
+    """
+
+    best: SearchResult
+    nbest_tokens: tf.Tensor
+    nbest_lengths: tf.Tensor
+    nbest_scores: tf.Tensor
+    nbest_log_probs: tf.Tensor
