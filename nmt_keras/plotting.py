@@ -9,8 +9,41 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.figure  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+#: Resolution of the rendered heatmaps, dots per inch.
+DPI = 120
+
+
+def _attention_figure(
+    weights: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    title: str | None,
+) -> matplotlib.figure.Figure:
+    """A labelled heatmap of `(tgt_len, src_len)` weights; the caller closes it."""
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.shape != (len(target_tokens), len(source_tokens)):
+        raise ValueError(
+            "Expected weights of shape (len(target_tokens), len(source_tokens)). "
+            f"Received: weights.shape={weights.shape}, {len(target_tokens)} target tokens, "
+            f"{len(source_tokens)} source tokens"
+        )
+    height = max(3.0, 0.35 * len(target_tokens) + 1.5)
+    width = max(4.0, 0.45 * len(source_tokens) + 2.0)
+    figure, axes = plt.subplots(figsize=(width, height), dpi=DPI)
+    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90)
+    axes.set_yticks(range(len(target_tokens)), labels=target_tokens)
+    axes.set_xlabel("source")
+    axes.set_ylabel("target")
+    if title:
+        axes.set_title(title)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    return figure
 
 
 def plot_attention(
@@ -32,28 +65,37 @@ def plot_attention(
     Raises:
         ValueError: if the labels do not match the shape of `weights`.
     """
-    weights = np.asarray(weights, dtype=np.float32)
-    if weights.shape != (len(target_tokens), len(source_tokens)):
-        raise ValueError(
-            "Expected weights of shape (len(target_tokens), len(source_tokens)). "
-            f"Received: weights.shape={weights.shape}, {len(target_tokens)} target tokens, "
-            f"{len(source_tokens)} source tokens"
-        )
-    height = max(3.0, 0.35 * len(target_tokens) + 1.5)
-    width = max(4.0, 0.45 * len(source_tokens) + 2.0)
-    figure, axes = plt.subplots(figsize=(width, height))
-    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90)
-    axes.set_yticks(range(len(target_tokens)), labels=target_tokens)
-    axes.set_xlabel("source")
-    axes.set_ylabel("target")
-    if title:
-        axes.set_title(title)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    figure.tight_layout()
+    figure = _attention_figure(weights, source_tokens, target_tokens, title)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".png", delete=False) as file:
-        figure.savefig(file, format="png", dpi=120)
+        figure.savefig(file, format="png")
     plt.close(figure)
     os.replace(file.name, path)
+
+
+def attention_image(
+    weights: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    title: str | None = None,
+) -> np.ndarray:
+    """Renders the heatmap of `plot_attention` to pixels, e.g. for `tf.summary.image`.
+
+    Args:
+        weights: `(tgt_len, src_len)` weights.
+        source_tokens: `src_len` labels of the columns.
+        target_tokens: `tgt_len` labels of the rows.
+        title: Optional title.
+
+    Returns:
+        uint8 RGB pixels `(height, width, 3)`.
+
+    Raises:
+        ValueError: if the labels do not match the shape of `weights`.
+    """
+    figure = _attention_figure(weights, source_tokens, target_tokens, title)
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return pixels

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from nmt_keras.plotting import plot_attention
+from nmt_keras.plotting import attention_image, plot_attention
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SOURCE = ["<s>", "▁un", "▁perro", "</s>"]
@@ -70,3 +70,19 @@ def test_shape_mismatch_raises_and_writes_nothing(tmp_path, shape, source, targe
         plot_attention(np.zeros(shape), source, target, str(path))
     assert not path.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_attention_image_is_rgb_pixels_of_the_png_size(tmp_path):
+    pixels = attention_image(weights(), SOURCE, TARGET, title="un perro")
+    path = tmp_path / "attention.png"
+    plot_attention(weights(), SOURCE, TARGET, str(path), title="un perro")
+    data = path.read_bytes()
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert pixels.dtype == np.uint8
+    assert pixels.shape == (height, width, 3)
+    assert pixels.std() > 10  # a picture, not a blank canvas
+
+
+def test_attention_image_rejects_mismatched_labels():
+    with pytest.raises(ValueError, match="len\\(target_tokens\\)"):
+        attention_image(weights(), SOURCE[:2], TARGET)

@@ -1,4 +1,4 @@
-"""Keras callbacks of the training loop: validation BLEU, atomic checkpoints, time budget."""
+"""Keras callbacks of the training loop: validation BLEU, attention images, checkpoints, budget."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import time
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 import sacrebleu
+import tensorflow as tf
 
+from nmt_keras.plotting import attention_image
 from nmt_keras.translator import Translator
 
 
@@ -124,3 +127,41 @@ class TimeBudget(keras.callbacks.Callback):
         """Stops the model when the budget is spent."""
         if time.monotonic() - self.start >= self.seconds:
             self.model.stop_training = True
+
+
+class AttentionImage(keras.callbacks.Callback):
+    """Logs the attention heatmap of one fixed sentence to TensorBoard after every epoch.
+
+    The sentence is translated by the model being trained and its alignment rendered as
+    `nmt-keras plot-attention` draws it, under the tag `attention` of the `attention`
+    writer in `log_dir`, so TensorBoard's Images tab shows how the alignment forms epoch
+    by epoch, beside the loss and BLEU curves.
+
+    Args:
+        translator: Translator of the model being trained (a model with attention).
+        sentence: The source sentence to align, e.g. the first validation sentence.
+        log_dir: The TensorBoard log directory of the run.
+    """
+
+    def __init__(self, translator: Translator, sentence: str, log_dir: str):
+        super().__init__()
+        self.translator = translator
+        self.sentence = sentence
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "attention"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Aligns the sentence and writes the heatmap for this epoch."""
+        alignment = self.translator.align(self.sentence)
+        pixels = attention_image(
+            alignment.weights,
+            alignment.source_tokens,
+            alignment.target_tokens,
+            title=f"{self.sentence} → {alignment.translation}",
+        )
+        with self.writer.as_default():
+            tf.summary.image("attention", pixels[np.newaxis], step=epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        """Closes the event file."""
+        self.writer.close()

@@ -4,9 +4,16 @@ import keras
 import numpy as np
 import pytest
 import sacrebleu
+import tensorflow as tf
 
 from nmt_keras.training import callbacks as callbacks_module
-from nmt_keras.training.callbacks import BleuCallback, TimeBudget, WeightsCheckpoint
+from nmt_keras.training.callbacks import (
+    AttentionImage,
+    BleuCallback,
+    TimeBudget,
+    WeightsCheckpoint,
+)
+from nmt_keras.translator import Alignment
 
 SOURCES = ["el perro corre en el parque", "dos hombres juegan", "una mujer lee un libro"]
 REFERENCES = ["the dog runs in the park", "two men are playing", "a woman reads a book"]
@@ -236,3 +243,38 @@ def test_time_budget_stops_fit_after_the_batch_that_spends_it():
         callbacks=[TimeBudget(minutes=60.0)],
     )
     assert len(history.history["loss"]) == 2
+
+
+class FixedAlignment:
+    """A translator stand-in whose `align` returns a fixed alignment."""
+
+    def __init__(self):
+        self.sentences = []
+
+    def align(self, sentence):
+        self.sentences.append(sentence)
+        return Alignment(
+            translation="a dog",
+            source_tokens=["<s>", "▁un", "▁perro", "</s>"],
+            target_tokens=["▁a", "▁dog", "</s>"],
+            weights=np.eye(3, 4, k=1, dtype=np.float32),
+        )
+
+
+def test_attention_image_logs_one_image_per_epoch(tmp_path):
+    translator = FixedAlignment()
+    callback = AttentionImage(translator, "un perro", str(tmp_path))
+    for epoch in range(2):
+        callback.on_epoch_end(epoch)
+    callback.on_train_end()
+    (events,) = (tmp_path / "attention").glob("events.out.tfevents.*")
+    images = [
+        (event.step, value)
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        for value in event.summary.value
+        if value.tag == "attention"
+    ]
+    assert [step for step, _ in images] == [0, 1]
+    assert translator.sentences == ["un perro", "un perro"]
+    png = tf.make_ndarray(images[0][1].tensor)[2]  # [width, height, encoded PNG]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
