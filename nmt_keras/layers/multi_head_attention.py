@@ -1,0 +1,210 @@
+"""Multi-head scaled dot-product attention (Vaswani et al. 2017, sec. 3.2)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+# As in `nmt_keras.layers.attention`: scores are masked in float32, where -1e9 is finite
+# and exp(-1e9 - max_score) underflows to exactly 0.
+_MASK_VALUE = -1e9
+
+
+def causal_mask(query_length, key_length):
+    """Which keys each query may see when the queries are the last positions of the keys.
+
+    Query i sits at position `key_length - query_length + i` and sees keys j up to that
+    position. With equal lengths this is the usual lower-triangular mask; with one query
+    (a decoding step over a cache) every key is visible.
+
+    Args:
+        query_length: int scalar.
+        key_length: int scalar >= `query_length`.
+
+    Returns:
+        bool `(query_length, key_length)`.
+    """
+    # (query_length, 1) positions of the queries among the keys.
+    query_positions = ops.expand_dims(ops.arange(query_length) + (key_length - query_length), 1)
+    key_positions = ops.expand_dims(ops.arange(key_length), 0)  # (1, key_length)
+    return key_positions <= query_positions
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention with keys and values that can be projected ahead of time.
+
+    Implements Vaswani et al. 2017, sec. 3.2.1 eq. 1 and sec. 3.2.2:
+
+        Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+        MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
+            head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
+
+    with d_k = d_v = units / num_heads, K = V = the memory. The per-head projections are
+    kernels `(units, heads, depth)`, so projected tensors are `(batch, time, heads, depth)`.
+
+    `project_key_value(memory)` is split out of the call so a decoder projects the
+    encoder memory once per sentence and keeps a self-attention cache of projected keys
+    and values; `attend()` takes them as they are. `call(query, memory)` does both.
+
+    Masked positions get weight exactly 0; the softmax runs in float32, so the layer works
+    under the `"mixed_float16"` policy. A query with no visible key gets all-zero weights
+    and a zero context before the output projection. Dropout applies to the weights used
+    for the context; the returned weights are the undropped distribution.
+
+    Args:
+        units: Model size d_model, the size of queries, memory and outputs.
+        num_heads: Number of heads h; must divide `units`.
+        dropout: Dropout rate on the attention weights.
+
+    Call args:
+        query: float `(batch, tgt_len, units)`.
+        memory: float `(batch, src_len, units)`, the sequence attended over.
+        key_mask: optional bool `(batch, src_len)`, True on real positions.
+        use_causal_mask: Whether query i only sees keys up to its own position.
+        return_attention_scores: Whether to also return the weights.
+        training: Whether dropout is active.
+
+    Returns:
+        `(batch, tgt_len, units)`, or `(outputs, weights)` with float32 per-head weights
+        `(batch, num_heads, tgt_len, src_len)` when `return_attention_scores=True`.
+
+    Raises:
+        ValueError: If `num_heads` does not divide `units`.
+    """
+
+    def __init__(self, units: int, num_heads: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if num_heads < 1 or units % num_heads:
+            raise ValueError(
+                "Expected num_heads to divide units. "
+                f"Received: units={units}, num_heads={num_heads}"
+            )
+        self.units = units
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.depth = units // num_heads
+
+        def head_projection(name):
+            # (batch, time, units) @ (units, heads, depth) -> (batch, time, heads, depth)
+            return keras.layers.EinsumDense(
+                "btu,uhd->bthd",
+                output_shape=(None, num_heads, self.depth),
+                bias_axes="hd",
+                name=name,
+            )
+
+        self.query_dense = head_projection("query")
+        self.key_dense = head_projection("key")
+        self.value_dense = head_projection("value")
+        # (batch, time, heads, depth) @ (heads, depth, units) -> (batch, time, units)
+        self.output_dense = keras.layers.EinsumDense(
+            "bthd,hdu->btu", output_shape=(None, units), bias_axes="u", name="output"
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+
+    def build(self, query_shape, memory_shape=None):
+        """Builds the projections; the memory has the query's shape when not given."""
+        memory_shape = query_shape if memory_shape is None else memory_shape
+        self.query_dense.build(query_shape)
+        self.key_dense.build(memory_shape)
+        self.value_dense.build(memory_shape)
+        self.output_dense.build((None, None, self.num_heads, self.depth))
+
+    def project_key_value(self, memory):
+        """Projects a memory into per-head keys and values.
+
+        Args:
+            memory: float `(batch, src_len, units)`.
+
+        Returns:
+            `(keys, values)`, each `(batch, src_len, num_heads, depth)`.
+
+        Raises:
+            ValueError: If the layer has not been built yet.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Expected layer '{self.name}' to be built before project_key_value(). "
+                "Call the layer once, or call build(query_shape). Received: an unbuilt layer."
+            )
+        return self.key_dense(memory), self.value_dense(memory)
+
+    def attend(
+        self,
+        query,
+        keys,
+        values,
+        key_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        """Attends from `query` over projected `keys` and `values`.
+
+        Args:
+            query: float `(batch, tgt_len, units)`.
+            keys: `(batch, src_len, num_heads, depth)` from `project_key_value()`.
+            values: `(batch, src_len, num_heads, depth)` from `project_key_value()`.
+            key_mask: optional bool `(batch, src_len)`, True on real positions.
+            use_causal_mask: Whether query i only sees keys up to its position; the
+                queries are the last `tgt_len` positions of the keys (see `causal_mask`).
+            return_attention_scores: Whether to also return the weights.
+            training: Whether dropout is active.
+
+        Returns:
+            As the layer call.
+        """
+        # Scaling the queries, not the scores, keeps float16 products small.
+        queries = self.query_dense(query) * (self.depth**-0.5)  # (batch, tgt, heads, depth)
+        scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (batch, heads, tgt, src)
+        scores = ops.cast(scores, "float32")
+        visible = None
+        if key_mask is not None:
+            # (batch, src_len) -> (batch, 1, 1, src_len)
+            visible = ops.cast(key_mask, "bool")[:, None, None, :]
+        if use_causal_mask:
+            shape = ops.shape(scores)
+            causal = causal_mask(shape[2], shape[3])  # (tgt, src), broadcast over batch, heads
+            visible = causal if visible is None else ops.logical_and(visible, causal)
+        if visible is not None:
+            scores = ops.where(visible, scores, _MASK_VALUE)
+        # keras.ops.softmax warns on a single key (the first decoding step); same op.
+        weights = tf.nn.softmax(scores, axis=-1)
+        if visible is not None:
+            # No-op where a query sees a key; a query that sees none gets zeros.
+            weights = ops.where(visible, weights, 0.0)
+        dropped = self.dropout_layer(ops.cast(weights, values.dtype), training=training)
+        context = ops.einsum("bhqk,bkhd->bqhd", dropped, values)  # (batch, tgt, heads, depth)
+        outputs = self.output_dense(context)
+        if return_attention_scores:
+            return outputs, weights
+        return outputs
+
+    def call(
+        self,
+        query,
+        memory,
+        key_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        """Projects `memory` and attends over it; see the class docstring."""
+        keys, values = self.project_key_value(memory)
+        return self.attend(
+            query,
+            keys,
+            values,
+            key_mask=key_mask,
+            use_causal_mask=use_causal_mask,
+            return_attention_scores=return_attention_scores,
+            training=training,
+        )
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(units=self.units, num_heads=self.num_heads, dropout=self.dropout)
+        return config

@@ -1,0 +1,393 @@
+"""The pre-norm Transformer decoder with a self-attention cache for stepwise decoding."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from nmt_keras.layers.multi_head_attention import MultiHeadAttention
+from nmt_keras.layers.positional_encoding import PositionalEncoding
+from nmt_keras.layers.transformer_encoder import LAYER_NORM_EPSILON, FeedForward
+
+
+def _embedding_initializer(units: int):
+    """N(0, units^-0.5): N(0, 1) after the sqrt(units) input scaling."""
+    return keras.initializers.RandomNormal(stddev=units**-0.5)
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class SharedEmbedding(keras.layers.Layer):
+    """One table for the target input embedding and the output projection.
+
+    Vaswani et al. 2017, sec. 3.4 (after Press & Wolf 2017): the pre-softmax linear
+    transformation is the transposed embedding matrix, logits = x E^T. Create it with
+    `dtype="float32"`, so logits stay float32 under the `"mixed_float16"` policy; the
+    embeddings it looks up are then float32, and the next layer casts them.
+
+    Args:
+        vocab_size: Vocabulary size V.
+        units: Embedding size d_model.
+
+    Call args:
+        inputs: int `(batch, time)` ids, or with `reverse=True` float
+            `(batch, time, units)` features.
+        reverse: Whether to project features to logits instead of looking up ids.
+
+    Returns:
+        `(batch, time, units)` embeddings, or `(batch, time, vocab_size)` logits.
+    """
+
+    def __init__(self, vocab_size: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.units = units
+
+    def build(self, input_shape):
+        """Creates the `(vocab_size, units)` table."""
+        self.embeddings = self.add_weight(
+            shape=(self.vocab_size, self.units),
+            initializer=_embedding_initializer(self.units),
+            name="embeddings",
+        )
+
+    def call(self, inputs, reverse=False):
+        """Looks up ids, or projects features to logits; see the class docstring."""
+        if reverse:
+            # (batch, time, units) @ (units, vocab) -> (batch, time, vocab)
+            return ops.matmul(inputs, ops.transpose(self.embeddings))
+        return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, units=self.units)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class TransformerDecoderLayer(keras.layers.Layer):
+    """One pre-norm decoder layer: causal self-attention, cross-attention, feed-forward.
+
+    Vaswani et al. 2017, sec. 3.1, with each sublayer wrapped as
+    x + Dropout(Sublayer(LayerNorm(x))) (pre-norm: Wang et al. 2019, Xiong et al. 2020).
+
+    The queries are the last `tgt_len` positions of the self-attention keys: the keys and
+    values of this call's inputs are appended to `past_keys` / `past_values` (the cache of
+    earlier positions, if any) along time, and query i sees every key up to its own
+    position. Teacher forcing passes no cache; decoding passes one token and the cache.
+
+    Args:
+        units: Model size d_model.
+        num_heads: Attention heads.
+        ff_dim: Inner size of the feed-forward network.
+        dropout: Dropout on sublayer outputs and attention weights.
+
+    Call args:
+        inputs: float `(batch, tgt_len, units)`.
+        memory_keys: `(batch, src_len, num_heads, depth)`, the encoder output projected by
+            `cross_attention.project_key_value()`.
+        memory_values: `(batch, src_len, num_heads, depth)`, likewise.
+        memory_mask: bool `(batch, src_len)`, True on real source tokens.
+        past_keys: optional `(batch, past_len, num_heads, depth)` self-attention cache.
+        past_values: optional `(batch, past_len, num_heads, depth)` self-attention cache.
+        training: Whether dropout is active.
+
+    Returns:
+        `(outputs, cross_weights, keys, values)`: `(batch, tgt_len, units)`, float32
+        `(batch, num_heads, tgt_len, src_len)` cross-attention weights, and the cache
+        extended by this call, each `(batch, past_len + tgt_len, num_heads, depth)`.
+    """
+
+    def __init__(self, units: int, num_heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.num_heads = num_heads
+        self.ff_dim = ff_dim
+        self.dropout = dropout
+
+        def norm(name):
+            return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
+
+        self.self_attention_norm = norm("self_attention_norm")
+        self.self_attention = MultiHeadAttention(
+            units, num_heads, dropout=dropout, name="self_attention"
+        )
+        self.cross_attention_norm = norm("cross_attention_norm")
+        self.cross_attention = MultiHeadAttention(
+            units, num_heads, dropout=dropout, name="cross_attention"
+        )
+        self.feed_forward_norm = norm("feed_forward_norm")
+        self.feed_forward = FeedForward(units, ff_dim, name="feed_forward")
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+
+    def build(self, input_shape):
+        """Builds every sublayer for `(batch, tgt_len, units)` inputs."""
+        for sublayer in (
+            self.self_attention_norm,
+            self.self_attention,
+            self.cross_attention_norm,
+            self.cross_attention,
+            self.feed_forward_norm,
+            self.feed_forward,
+        ):
+            sublayer.build(input_shape)
+
+    def call(
+        self,
+        inputs,
+        memory_keys,
+        memory_values,
+        memory_mask,
+        past_keys=None,
+        past_values=None,
+        training=None,
+    ):
+        """Decodes one layer; see the class docstring."""
+        normed = self.self_attention_norm(inputs)
+        keys, values = self.self_attention.project_key_value(normed)
+        if past_keys is not None:
+            keys = ops.concatenate([past_keys, keys], axis=1)
+            values = ops.concatenate([past_values, values], axis=1)
+        attended = self.self_attention.attend(
+            normed, keys, values, use_causal_mask=True, training=training
+        )
+        outputs = inputs + self.dropout_layer(attended, training=training)
+
+        attended, cross_weights = self.cross_attention.attend(
+            self.cross_attention_norm(outputs),
+            memory_keys,
+            memory_values,
+            key_mask=memory_mask,
+            return_attention_scores=True,
+            training=training,
+        )
+        outputs = outputs + self.dropout_layer(attended, training=training)
+
+        transformed = self.feed_forward(self.feed_forward_norm(outputs))
+        outputs = outputs + self.dropout_layer(transformed, training=training)
+        return outputs, cross_weights, keys, values
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            units=self.units, num_heads=self.num_heads, ff_dim=self.ff_dim, dropout=self.dropout
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class TransformerDecoder(keras.layers.Layer):
+    """Target embeddings with positions, N pre-norm decoder layers, LayerNorm, logits.
+
+    Vaswani et al. 2017, sec. 3.1 (the stack), 3.4 (scaled embeddings, optionally shared
+    with the output projection), 3.5 (positions), 5.4 (dropout on the embedded input),
+    with the pre-norm layers of Xiong et al. 2020 and their final LayerNorm.
+
+    Teacher forcing (`call`) runs causal self-attention over the whole target. Inference
+    (`step`) decodes one token at `position`, carrying per-layer caches of projected
+    self-attention keys and values that grow by one position a step; it gives the logits
+    of teacher forcing. Both read a memory from `prepare_memory()`, in which every
+    layer's cross-attention keys and values are projected once per sentence.
+
+    The alignment returned with the logits is the cross-attention of the last layer:
+    averaged over heads when `alignment_head` is None, else that one head, indexed as a
+    Python sequence (`-1` is the last head). It is 0 on source padding and each row sums
+    to 1 over the real source tokens.
+
+    Args:
+        vocab_size: Target vocabulary size.
+        units: Model size d_model.
+        num_heads: Attention heads.
+        ff_dim: Inner size of the feed-forward networks.
+        num_layers: Stacked layers N.
+        dropout: Dropout rate.
+        shared_embeddings: Tie the input embedding and the output projection.
+        alignment_head: None, or the head in `[-num_heads, num_heads)` whose
+            weights are the alignment.
+
+    Call args:
+        tokens: int `(batch, tgt_len)` decoder inputs (`<s> y_1 .. y_{n-1}`).
+        memory: From `prepare_memory()`.
+        training: Whether dropout is active.
+
+    Returns:
+        `(logits, alignment)`: float32 `(batch, tgt_len, vocab_size)` and float32
+        `(batch, tgt_len, src_len)`.
+
+    Raises:
+        ValueError: If `alignment_head` is out of range.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        units: int,
+        num_heads: int,
+        ff_dim: int,
+        num_layers: int,
+        dropout: float = 0.0,
+        shared_embeddings: bool = False,
+        alignment_head: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if alignment_head is not None and not -num_heads <= alignment_head < num_heads:
+            raise ValueError(
+                "Expected alignment_head to be None or in [-num_heads, num_heads). "
+                f"Received: alignment_head={alignment_head}, num_heads={num_heads}"
+            )
+        self.vocab_size = vocab_size
+        self.units = units
+        self.num_heads = num_heads
+        self.ff_dim = ff_dim
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.shared_embeddings = shared_embeddings
+        self.alignment_head = alignment_head
+
+        if shared_embeddings:
+            self.embedding = SharedEmbedding(vocab_size, units, dtype="float32", name="embedding")
+            self.output_projection = None
+        else:
+            self.embedding = keras.layers.Embedding(
+                vocab_size,
+                units,
+                embeddings_initializer=_embedding_initializer(units),
+                name="embedding",
+            )
+            # Logits stay float32 under mixed precision so the softmax is stable.
+            self.output_projection = keras.layers.Dense(
+                vocab_size, dtype="float32", name="output_projection"
+            )
+        self.positional_encoding = PositionalEncoding(name="positional_encoding")
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.decoder_layers = [
+            TransformerDecoderLayer(units, num_heads, ff_dim, dropout, name=f"layer_{index}")
+            for index in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=LAYER_NORM_EPSILON, name="final_norm"
+        )
+
+    def build(self, tokens_shape):
+        """Builds every sublayer for `(batch, tgt_len)` ids."""
+        self.embedding.build(tokens_shape)
+        features_shape = (*tokens_shape, self.units)
+        self.positional_encoding.build(features_shape)
+        for layer in self.decoder_layers:
+            layer.build(features_shape)
+        self.final_norm.build(features_shape)
+        if self.output_projection is not None:
+            self.output_projection.build(features_shape)
+
+    def prepare_memory(self, outputs, mask) -> dict:
+        """Projects the encoder outputs into every layer's cross-attention keys and values.
+
+        Args:
+            outputs: Encoder outputs `(batch, src_len, units)`.
+            mask: bool `(batch, src_len)`, True on real source tokens.
+
+        Returns:
+            `{"mask": (batch, src_len), "keys": [...], "values": [...]}`, one
+            `(batch, src_len, num_heads, depth)` tensor per layer in each list.
+        """
+        if not self.built:
+            self.build((None, None))
+        keys, values = [], []
+        for layer in self.decoder_layers:
+            layer_keys, layer_values = layer.cross_attention.project_key_value(outputs)
+            keys.append(layer_keys)
+            values.append(layer_values)
+        return {"mask": mask, "keys": keys, "values": values}
+
+    def initial_cache(self, memory: dict) -> dict:
+        """The empty self-attention cache before the first target token.
+
+        Returns:
+            `{"keys": [...], "values": [...]}`, one `(batch, 0, num_heads, depth)` tensor
+            per layer in each list, in the compute dtype.
+        """
+        batch_size = ops.shape(memory["mask"])[0]
+        empty = ops.zeros(
+            (batch_size, 0, self.num_heads, self.units // self.num_heads), self.compute_dtype
+        )
+        return {
+            "keys": [empty] * self.num_layers,
+            "values": [empty] * self.num_layers,
+        }
+
+    def _project(self, features):
+        """`(batch, time, units)` -> float32 logits `(batch, time, vocab_size)`."""
+        if self.output_projection is None:
+            return self.embedding(features, reverse=True)
+        return self.output_projection(features)
+
+    def _alignment(self, cross_weights):
+        """`(batch, heads, tgt_len, src_len)` -> `(batch, tgt_len, src_len)`."""
+        if self.alignment_head is None:
+            return ops.mean(cross_weights, axis=1)
+        return cross_weights[:, self.alignment_head]
+
+    def _decode(self, tokens, memory: dict, start, cache: dict | None, training=None):
+        """Decodes `(batch, time)` ids at positions `start ..` after the cached ones.
+
+        Returns:
+            `(logits, cache, alignment)`: `(batch, time, vocab_size)`, the cache extended
+            by `time` positions and `(batch, time, src_len)`.
+        """
+        embedded = self.positional_encoding(self.embedding(tokens), start=start)
+        outputs = self.dropout_layer(embedded, training=training)
+        keys, values = [], []
+        for index, layer in enumerate(self.decoder_layers):
+            outputs, cross_weights, layer_keys, layer_values = layer(
+                outputs,
+                memory["keys"][index],
+                memory["values"][index],
+                memory["mask"],
+                past_keys=None if cache is None else cache["keys"][index],
+                past_values=None if cache is None else cache["values"][index],
+                training=training,
+            )
+            keys.append(layer_keys)
+            values.append(layer_values)
+        logits = self._project(self.final_norm(outputs))
+        return logits, {"keys": keys, "values": values}, self._alignment(cross_weights)
+
+    def call(self, tokens, memory: dict, training=None):
+        """Teacher forcing over a whole target; see the class docstring."""
+        logits, _, alignment = self._decode(tokens, memory, 0, None, training)
+        return logits, alignment
+
+    def step(self, tokens, cache: dict, memory: dict, position, training=None):
+        """Decodes one token: the `next_fn` of a search.
+
+        Args:
+            tokens: int `(batch,)` previous target ids.
+            cache: From `initial_cache()` or the previous step, with `position` entries.
+            memory: From `prepare_memory()`.
+            position: int scalar, the position of `tokens` in the target (the step).
+            training: Whether dropout is active.
+
+        Returns:
+            `(logits, cache, alignment)`: float32 `(batch, vocab_size)`, the cache with
+            one more position and float32 `(batch, src_len)`.
+        """
+        tokens = ops.expand_dims(tokens, 1)  # (batch, 1)
+        logits, cache, alignment = self._decode(tokens, memory, position, cache, training)
+        return logits[:, 0], cache, alignment[:, 0]
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            units=self.units,
+            num_heads=self.num_heads,
+            ff_dim=self.ff_dim,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            shared_embeddings=self.shared_embeddings,
+            alignment_head=self.alignment_head,
+        )
+        return config
