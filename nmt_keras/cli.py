@@ -44,10 +44,27 @@ def _read_input(path: str | None) -> list[str]:
         raise CorpusError(f"{path}: invalid UTF-8 at byte {error.start}") from None
 
 
+def _decoding_options(args: argparse.Namespace):
+    """The `DecodingOptions` of the search flags (`--beam-size`, `--sample`, ...)."""
+    from nmt_keras.decoding import DecodingOptions
+
+    return DecodingOptions(
+        beam_size=args.beam_size,
+        length_penalty=args.length_penalty,
+        coverage_penalty=args.coverage_penalty,
+        n_best=args.n_best or args.beam_size,
+        sampling=args.sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+        hard_attention=args.hard_attention,
+    )
+
+
 def _load_translator(args: argparse.Namespace):
     from nmt_keras.run import load_run
 
-    return load_run(args.run, args.checkpoint).translator()
+    return load_run(args.run, args.checkpoint).translator(decoding=args.decoding)
 
 
 def _translate_lines(args: argparse.Namespace, translator, sentences: list[str]) -> list[str]:
@@ -67,10 +84,27 @@ def _write_output(path: str | None, lines: Sequence[str]) -> None:
         file.write(text)
 
 
+def _nbest_lines(args: argparse.Namespace, translator, sentences: list[str]) -> list[str]:
+    """Moses-style n-best lines: `index ||| translation ||| log-probability`."""
+    from tqdm import tqdm
+
+    show_progress = args.input is not None and sys.stderr.isatty() or args.progress
+    with tqdm(total=len(sentences), disable=not show_progress, unit="sent") as bar:
+        lists = translator.nbest_all(sentences, args.batch_size, progress=bar.update)
+    return [
+        f"{index} ||| {text} ||| {score:.4f}"
+        for index, hypotheses in enumerate(lists)
+        for text, score in hypotheses
+    ]
+
+
 def _translate(args: argparse.Namespace) -> None:
     translator = _load_translator(args)
     sentences = _read_input(args.input)
-    _write_output(args.output, _translate_lines(args, translator, sentences))
+    if args.n_best:
+        _write_output(args.output, _nbest_lines(args, translator, sentences))
+    else:
+        _write_output(args.output, _translate_lines(args, translator, sentences))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -91,7 +125,7 @@ def _plot_attention(args: argparse.Namespace) -> None:
     run = load_run(args.run, args.checkpoint)
     if not run.model.has_attention:
         raise RunError(f"{args.run} holds a model without attention (model.type=seq2seq)")
-    alignment = run.translator().align(args.sentence)
+    alignment = run.translator(decoding=args.decoding).align(args.sentence)
     plot_attention(
         alignment.weights,
         alignment.source_tokens,
@@ -108,7 +142,7 @@ def _export(args: argparse.Namespace) -> None:
     from nmt_keras.run import load_run
 
     run = load_run(args.run, args.checkpoint)
-    print(export_run(run, args.model_base_path, args.version))
+    print(export_run(run, args.model_base_path, args.version, decoding=args.decoding))
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -191,9 +225,34 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_search_arguments(parser: argparse.ArgumentParser, n_best: bool = False) -> None:
+    search = parser.add_argument_group("search (default: greedy)")
+    search.add_argument("--beam-size", type=int, default=1, help="beam width (1: greedy)")
+    search.add_argument(
+        "--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha (0: off)"
+    )
+    search.add_argument(
+        "--coverage-penalty", type=float, default=0.0, help="GNMT coverage penalty beta (0: off)"
+    )
+    if n_best:
+        search.add_argument(
+            "--n-best", type=int, help="hypotheses per sentence (at most --beam-size)"
+        )
+    search.add_argument("--sample", action="store_true", help="sample instead of searching")
+    search.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    search.add_argument("--top-k", type=int, default=0, help="sample among the k best (0: all)")
+    search.add_argument("--seed", type=int, help="sampling seed (default: a new draw each run)")
+    search.add_argument(
+        "--hard-attention", action="store_true", help="attend to the argmax source token only"
+    )
+    if not n_best:
+        parser.set_defaults(n_best=None)
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser, n_best: bool = False) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--progress", action="store_true", help="always show a progress bar")
+    _add_search_arguments(parser, n_best)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(translate)
     translate.add_argument("--input", help="source sentences, one a line (default: stdin)")
     translate.add_argument("--output", help="translations (default: stdout)")
-    _add_decoding_arguments(translate)
+    _add_decoding_arguments(translate, n_best=True)
     translate.set_defaults(handler=_translate)
 
     evaluate = commands.add_parser("evaluate", help="sacreBLEU and chrF against references")
@@ -236,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(plot)
     plot.add_argument("sentence", help="source sentence")
     plot.add_argument("--output", default="attention.png", help="PNG file")
+    _add_search_arguments(plot)
     plot.set_defaults(handler=_plot_attention)
 
     export = commands.add_parser(
@@ -246,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model_base_path", required=True, help="e.g. saved_models/<name>; versions go below"
     )
     export.add_argument("--version", type=int, help="version number (default: next free)")
+    _add_search_arguments(export, n_best=True)
     export.set_defaults(handler=_export)
 
     audit = commands.add_parser(
@@ -291,6 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"nmt-keras: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr
         )
         return USER_ERROR_EXIT
+    if hasattr(args, "beam_size"):
+        try:
+            args.decoding = _decoding_options(args)
+        except ValueError as error:
+            print(f"nmt-keras: error: {error}", file=sys.stderr)
+            return USER_ERROR_EXIT
     from nmt_keras.config import ConfigError
     from nmt_keras.data.corpus import CorpusError
     from nmt_keras.export import AuditError, VersionError, WarmupError

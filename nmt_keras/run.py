@@ -19,6 +19,7 @@ import os
 import keras
 
 from nmt_keras.config import Config
+from nmt_keras.decoding import GREEDY, DecodingOptions
 from nmt_keras.models import build_model
 from nmt_keras.text.tokenizer import Tokenizer
 from nmt_keras.translator import Translator
@@ -100,14 +101,24 @@ class TrainedRun:
     target_tokenizer: Tokenizer
     model: keras.Model
 
-    def translator(self, max_decode_length: int | None = None) -> Translator:
-        """An in-graph translator for this run's model and tokenizers."""
+    def translator(
+        self,
+        max_decode_length: int | None = None,
+        decoding: DecodingOptions = GREEDY,
+    ) -> Translator:
+        """An in-graph translator for this run's model and tokenizers.
+
+        Args:
+            max_decode_length: Generated tokens at most (default: the config's).
+            decoding: The search and its settings (default: greedy).
+        """
         return Translator(
             self.model,
             self.source_tokenizer,
             self.target_tokenizer,
             max_source_length=self.config.data.max_length,
             max_decode_length=max_decode_length or self.config.training.max_decode_length,
+            decoding=decoding,
         )
 
 

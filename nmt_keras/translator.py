@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from nmt_keras.search import greedy_search
+from nmt_keras.decoding import GREEDY, DecodingOptions, decode
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
@@ -36,9 +36,10 @@ class Translator(tf.Module):
     Everything happens in the TensorFlow graph, so the same object serves `nmt-keras
     translate`, validation BLEU during training and the exported SavedModel: source text
     is tokenized by the SentencePiece model embedded in the graph, truncated to
-    `max_source_length` tokens (the </s> kept), decoded by greedy search for at most
-    `min(max_decode_length, 2 * src_len + 10)` tokens and detokenized. Input that is
-    empty or only white space translates to the empty string with score 0.
+    `max_source_length` tokens (the </s> kept), decoded by the search `decoding` names
+    (greedy by default) for at most `min(max_decode_length, 2 * src_len + 10)` tokens and
+    detokenized. Input that is empty or only white space translates to the empty string
+    with score 0.
 
     Args:
         model: A model with `initial_search_state(source)` and `next_fn(tokens, state,
@@ -47,6 +48,7 @@ class Translator(tf.Module):
         target_tokenizer: Tokenizer of the target language.
         max_source_length: Source tokens kept, <s> and </s> included.
         max_decode_length: Upper bound on generated tokens, </s> included.
+        decoding: The search and its settings.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Translator(tf.Module):
         *,
         max_source_length: int,
         max_decode_length: int,
+        decoding: DecodingOptions = GREEDY,
     ):
         super().__init__(name="translator")
         if max_source_length < 3:
@@ -72,6 +75,7 @@ class Translator(tf.Module):
         self.target_tokenizer = target_tokenizer
         self.max_source_length = max_source_length
         self.max_decode_length = max_decode_length
+        self.decoding = decoding
 
     def _source_ids(self, text):
         """Tokenizes and truncates `[batch]` strings to `(batch, src_len)` 0-padded ids."""
@@ -94,25 +98,20 @@ class Translator(tf.Module):
             float32 `[batch]` (log-probability of the output), `length` int32 `[batch]`
             (generated tokens, </s> included), `tokens` int32 `[batch, tgt_len]`,
             `source_ids` int32 `[batch, src_len]` and `attention` float32
-            `[batch, tgt_len, src_len]` (zeros for a model without attention).
+            `[batch, tgt_len, src_len]` (zeros for a model without attention). With beam
+            search also `nbest_translations` string `[batch, n_best]` and `nbest_scores`
+            float32 `[batch, n_best]` (log-probabilities), best first.
         """
         source = self._source_ids(text)  # (batch, src_len)
         batch, src_len = tf.shape(source)[0], tf.shape(source)[1]
         max_length = tf.minimum(self.max_decode_length, 2 * src_len + 10)
-        result = greedy_search(
-            self.model.next_fn,
-            self.model.initial_search_state(source),
-            batch_size=batch,
-            bos_id=BOS_ID,
-            eos_id=EOS_ID,
-            pad_id=PAD_ID,
-            max_length=max_length,
-        )
+        decoded = decode(self.model, source, self.decoding, max_length)
+        result = decoded.best
         empty = tf.equal(tf.strings.strip(text), "")  # (batch,)
         attention = result.attention
         if attention is None:
             attention = tf.zeros([batch, tf.shape(result.tokens)[1], src_len], tf.float32)
-        return {
+        outputs = {
             "translation": tf.where(empty, "", self.target_tokenizer.detokenize(result.tokens)),
             "score": tf.where(empty, 0.0, result.scores),
             "length": tf.where(empty, 0, result.lengths),
@@ -120,6 +119,35 @@ class Translator(tf.Module):
             "source_ids": source,
             "attention": attention,
         }
+        if decoded.nbest_tokens is not None:
+            n_best = self.decoding.n_best
+            # (batch, n_best, time) -> (batch * n_best, time) -> (batch, n_best) strings.
+            flat = tf.reshape(decoded.nbest_tokens, [batch * n_best, -1])
+            translations = tf.reshape(self.target_tokenizer.detokenize(flat), [batch, n_best])
+            empty_rows = empty[:, tf.newaxis]  # (batch, 1), broadcast over n_best
+            outputs["nbest_translations"] = tf.where(empty_rows, "", translations)
+            outputs["nbest_scores"] = tf.where(empty_rows, 0.0, decoded.nbest_scores)
+        return outputs
+
+    def _batches(
+        self,
+        sentences: Sequence[str],
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+    ) -> Iterator[tuple[np.ndarray, dict[str, tf.Tensor]]]:
+        """Translates batches of sentences of similar length.
+
+        Yields:
+            `(indices, outputs)`: positions in `sentences` and `translate()`'s outputs.
+        """
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+        order = np.argsort([len(sentence) for sentence in sentences], kind="stable")
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            yield indices, self.translate(tf.constant([sentences[index] for index in indices]))
+            if progress is not None:
+                progress(len(indices))
 
     def translate_all(
         self,
@@ -137,19 +165,47 @@ class Translator(tf.Module):
         Returns:
             Translations in the order of `sentences`.
         """
-        if batch_size < 1:
-            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
-        order = np.argsort([len(sentence) for sentence in sentences], kind="stable")
         translations: list[str] = [""] * len(sentences)
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
-            batch = tf.constant([sentences[index] for index in indices])
-            outputs = self.translate(batch)["translation"].numpy()
-            for index, translation in zip(indices, outputs, strict=True):
+        for indices, outputs in self._batches(sentences, batch_size, progress):
+            for index, translation in zip(indices, outputs["translation"].numpy(), strict=True):
                 translations[index] = translation.decode("utf-8")
-            if progress is not None:
-                progress(len(indices))
         return translations
+
+    def nbest_all(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """The beam's n-best translations of any number of sentences.
+
+        Args:
+            sentences: Source sentences.
+            batch_size: Sentences per batch.
+            progress: Called with the number of sentences finished after each batch.
+
+        Returns:
+            For each sentence in order, `decoding.n_best` pairs `(translation,
+            log-probability)`, best first.
+
+        Raises:
+            ValueError: if the translator does not decode with a beam.
+        """
+        if not self.decoding.uses_beam:
+            raise ValueError(
+                "Expected a translator with beam_size > 1 for n-best lists. "
+                f"Received: beam_size={self.decoding.beam_size}"
+            )
+        lists: list[list[tuple[str, float]]] = [[] for _ in sentences]
+        for indices, outputs in self._batches(sentences, batch_size, progress):
+            texts = outputs["nbest_translations"].numpy()  # (batch, n_best)
+            scores = outputs["nbest_scores"].numpy()
+            for row, index in enumerate(indices):
+                lists[index] = [
+                    (text.decode("utf-8"), float(score))
+                    for text, score in zip(texts[row], scores[row], strict=True)
+                ]
+        return lists
 
     def align(self, sentence: str) -> Alignment:
         """Translates one sentence and returns its attention trimmed to the real tokens.

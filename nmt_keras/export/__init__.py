@@ -15,7 +15,13 @@ from nmt_keras.export.audit import (
     audit_saved_model,
 )
 from nmt_keras.export.exporter import check_warmup, export_run
-from nmt_keras.export.module import ALIGN, SERVING_DEFAULT, SIGNATURE_OUTPUTS, ServingModule
+from nmt_keras.export.module import (
+    ALIGN,
+    NBEST,
+    SERVING_DEFAULT,
+    SIGNATURE_OUTPUTS,
+    ServingModule,
+)
 from nmt_keras.export.versions import (
     VersionError,
     list_versions,
@@ -26,6 +32,7 @@ from nmt_keras.export.warmup import WarmupError, read_warmup_requests, warmup_pa
 
 __all__ = [
     "ALIGN",
+    "NBEST",
     "SERVING_DEFAULT",
     "SIGNATURE_OUTPUTS",
     "AuditError",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from nmt_keras.decoding import GREEDY, DecodingOptions
 from nmt_keras.export import audit, versions, warmup
 from nmt_keras.export.module import ServingModule
 from nmt_keras.run import TrainedRun
@@ -18,13 +19,15 @@ def export_run(
     version: int | None = None,
     *,
     max_decode_length: int | None = None,
+    decoding: DecodingOptions = GREEDY,
     warmup_batches: Sequence[Sequence[str]] = warmup.DEFAULT_WARMUP_BATCHES,
 ) -> str:
     """Exports a trained run as `model_base_path/<version>/` for TensorFlow Serving.
 
     The version directory holds `saved_model.pb` (signatures `serving_default` and
-    `align`, see `ServingModule`), `variables/`, `assets/` (the run's `config.yaml`,
-    `source.spm`, `target.spm`) and `assets.extra/tf_serving_warmup_requests`.
+    `align`, and `nbest` when decoding with a beam; see `ServingModule`), `variables/`,
+    `assets/` (the run's `config.yaml`, `source.spm`, `target.spm`) and
+    `assets.extra/tf_serving_warmup_requests`.
 
     Everything is written to a hidden staging directory inside `model_base_path`, audited
     (`audit.assert_servable`), loaded back, every warmup record replayed on it, and only
@@ -39,8 +42,9 @@ def export_run(
             (1 for a new model).
         max_decode_length: Upper bound on generated tokens; defaults to the run's
             `training.max_decode_length`.
-        warmup_batches: Sentence batches written as warmup requests, each for both
-            signatures.
+        decoding: The search every signature runs (default: greedy).
+        warmup_batches: Sentence batches written as warmup requests, each for every
+            signature.
 
     Returns:
         The path of the new version directory.
@@ -54,10 +58,10 @@ def export_run(
     version = versions.resolve_version(model_base_path, version)
     paths = run.paths
     module = ServingModule(
-        run.translator(max_decode_length),
+        run.translator(max_decode_length, decoding),
         asset_files=[paths.config, paths.source_tokenizer, paths.target_tokenizer],
     )
-    requests = warmup.make_warmup_requests(warmup_batches)
+    requests = warmup.make_warmup_requests(warmup_batches, module.signature_names)
     with versions.staged_version(model_base_path, version) as staging:
         module.save(staging)
         audit.assert_servable(staging)

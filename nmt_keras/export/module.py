@@ -14,7 +14,9 @@ from nmt_keras.translator import Translator
 SERVING_DEFAULT = "serving_default"
 #: The signature that adds tokens and attention, for alignment plots.
 ALIGN = "align"
-SIGNATURE_NAMES = (SERVING_DEFAULT, ALIGN)
+#: The n-best lists of beam search; exported only by a translator that runs a beam.
+NBEST = "nbest"
+SIGNATURE_NAMES = (SERVING_DEFAULT, ALIGN, NBEST)
 
 #: The only input of both signatures.
 TEXT_INPUT = "text"
@@ -32,6 +34,7 @@ SIGNATURE_OUTPUTS: dict[str, dict[str, tf.DType]] = {
         "target_tokens": tf.string,
         "attention": tf.float32,
     },
+    NBEST: {"translations": tf.string, "scores": tf.float32},
 }
 
 
@@ -51,6 +54,10 @@ class ServingModule(tf.Module):
     `(batch, tgt_len)` (SentencePiece pieces, "" on padding) and `attention` float32
     `(batch, tgt_len, src_len)`. Clients trim row `i` to `[:length[i], :source_length[i]]`,
     which also undoes the padding TF Serving's batching adds.
+
+    `nbest`, exported when the translator decodes with a beam, returns `translations`
+    string `(batch, n_best)` and `scores` float32 `(batch, n_best)` (log-probabilities),
+    best first; `serving_default` then returns the first of each list.
 
     Args:
         translator: The translator to serve.
@@ -93,12 +100,29 @@ class ServingModule(tf.Module):
             "attention": outputs["attention"],
         }
 
+    def _nbest(self, text):
+        """The `nbest` signature: the beam's best hypotheses and their scores."""
+        outputs = self.translator.translate(text)
+        return {
+            "translations": outputs["nbest_translations"],
+            "scores": outputs["nbest_scores"],
+        }
+
+    @property
+    def signature_names(self) -> tuple[str, ...]:
+        """The signatures this module exports: `nbest` only with beam search."""
+        if self.translator.decoding.uses_beam:
+            return SIGNATURE_NAMES
+        return (SERVING_DEFAULT, ALIGN)
+
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         """The concrete functions to pass as `tf.saved_model.save(signatures=...)`."""
-        return {
-            SERVING_DEFAULT: self.serve.get_concrete_function(),
-            ALIGN: self.align.get_concrete_function(),
-        }
+        functions = {SERVING_DEFAULT: self.serve, ALIGN: self.align}
+        if self.translator.decoding.uses_beam:
+            # Made only here: every tf.function on the module is traced when it is saved,
+            # and a greedy translator has no n-best outputs to trace.
+            functions[NBEST] = tf.function(self._nbest, input_signature=[TEXT_SPEC])
+        return {name: function.get_concrete_function() for name, function in functions.items()}
 
     def save(self, path: str) -> None:
         """Writes the SavedModel (graph, variables, assets) to the directory `path`."""

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from nmt_keras.export.module import SIGNATURE_NAMES, TEXT_INPUT
+from nmt_keras.export.module import ALIGN, SERVING_DEFAULT, TEXT_INPUT
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -40,7 +40,7 @@ def warmup_path(saved_model_dir: str) -> str:
 
 def make_warmup_requests(
     batches: Iterable[Sequence[str]] = DEFAULT_WARMUP_BATCHES,
-    signature_names: Sequence[str] = SIGNATURE_NAMES,
+    signature_names: Sequence[str] = (SERVING_DEFAULT, ALIGN),
 ) -> list[prediction_log_pb2.PredictionLog]:
     """One `PredictionLog` per batch and signature.
 

@@ -18,7 +18,12 @@ from nmt_keras.models import build_model
 from nmt_keras.run import RunError, RunPaths
 from nmt_keras.text.sentencepiece_training import train_sentencepiece
 from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
-from nmt_keras.training.callbacks import BleuCallback, TimeBudget, WeightsCheckpoint
+from nmt_keras.training.callbacks import (
+    AttentionImage,
+    BleuCallback,
+    TimeBudget,
+    WeightsCheckpoint,
+)
 from nmt_keras.training.losses import MaskedCrossEntropy
 from nmt_keras.training.metrics import MaskedAccuracy
 from nmt_keras.translator import Translator
@@ -158,6 +163,8 @@ def _callbacks(
     if settings.max_minutes:
         callbacks.append(TimeBudget(settings.max_minutes))
     callbacks.append(keras.callbacks.TensorBoard(paths.logs))
+    if translator.model.has_attention and len(valid):
+        callbacks.append(AttentionImage(translator, valid.sources[0], paths.logs))
     callbacks.append(keras.callbacks.CSVLogger(paths.history, append=True))
     return callbacks
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nmt_keras.decoding import DecodingOptions
 from nmt_keras.export import (
     ALIGN,
+    NBEST,
     SERVING_DEFAULT,
     SIGNATURE_OUTPUTS,
     assert_servable,
@@ -14,6 +16,8 @@ from nmt_keras.export import (
     exporter,
     list_versions,
     next_version,
+    read_warmup_requests,
+    warmup_path,
 )
 from nmt_keras.export.versions import STAGING_PREFIX
 
@@ -123,3 +127,32 @@ def test_failed_export_leaves_nothing(trained_run, tmp_path, monkeypatch):
     assert "saved_model.pb" in seen[0] and "assets.extra" in seen[0], "failed mid-export"
     assert os.listdir(base) == [], "no version and no staging directory may remain"
     assert not any(name.startswith(STAGING_PREFIX) or name.isdigit() for name in os.listdir(base))
+
+
+@pytest.fixture(scope="module")
+def beam_version_dir(trained_run, tmp_path_factory):
+    """An export decoding with beam 3 and 3-best lists."""
+    base = tmp_path_factory.mktemp("beam_models") / "nmt"
+    return export_run(trained_run, base, decoding=DecodingOptions(beam_size=3, n_best=3))
+
+
+def test_beam_export_adds_an_nbest_signature_and_passes_the_audit(beam_version_dir):
+    assert_servable(beam_version_dir)
+    loaded = tf.saved_model.load(beam_version_dir)
+    assert set(loaded.signatures) == {SERVING_DEFAULT, ALIGN, NBEST}
+    nbest = loaded.signatures[NBEST]
+    assert set(nbest.structured_outputs) == set(SIGNATURE_OUTPUTS[NBEST])
+    assert nbest.structured_outputs["translations"].shape.as_list() == [None, 3]
+    text = tf.constant(["ein hund läuft", "", "die frau liest ein buch"])
+    out = {key: value.numpy() for key, value in nbest(text=text).items()}
+    assert out["translations"].shape == (3, 3) and out["scores"].shape == (3, 3)
+    assert list(out["translations"][1]) == [b"", b"", b""]
+    default = loaded.signatures[SERVING_DEFAULT](text=text)
+    np.testing.assert_array_equal(default["translation"].numpy(), out["translations"][:, 0])
+    np.testing.assert_allclose(default["score"].numpy(), out["scores"][:, 0], rtol=1e-5)
+
+
+def test_beam_export_warms_up_every_signature(beam_version_dir):
+    records = read_warmup_requests(warmup_path(beam_version_dir))
+    names = {record.predict_log.request.model_spec.signature_name for record in records}
+    assert names == {SERVING_DEFAULT, ALIGN, NBEST}

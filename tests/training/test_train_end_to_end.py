@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+import tensorflow as tf
 
 from nmt_keras.cli import main
 from nmt_keras.training import trainer
@@ -42,6 +43,18 @@ def test_train_writes_a_complete_run(overfit_run):
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
 
 
+def test_tensorboard_gets_an_attention_image_every_epoch(overfit_run):
+    run_dir, _, _ = overfit_run
+    (events,) = (run_dir / "logs" / "attention").glob("events.out.tfevents.*")
+    steps = [
+        event.step
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        for value in event.summary.value
+        if value.tag == "attention"
+    ]
+    assert steps == list(range(30))
+
+
 def test_overfit_model_reproduces_the_corpus_through_translate(overfit_run, tmp_path, capsys):
     run_dir, source, _ = overfit_run
     output = tmp_path / "out.txt"
@@ -50,6 +63,45 @@ def test_overfit_model_reproduces_the_corpus_through_translate(overfit_run, tmp_
     )
     assert status == 0
     assert output.read_text(encoding="utf-8").splitlines() == [t for _, t in TOY_PAIRS]
+
+
+def test_beam_search_reproduces_the_corpus_and_writes_nbest_lists(overfit_run, capsys):
+    run_dir, source, _ = overfit_run
+    args = ["translate", "--run", str(run_dir), "--input", str(source), "--beam-size", "3"]
+    assert main(args + ["--length-penalty", "0.6"]) == 0
+    assert capsys.readouterr().out.splitlines() == [t for _, t in TOY_PAIRS]
+    assert main(args + ["--n-best", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * len(TOY_PAIRS)
+    fields = [line.split(" ||| ") for line in lines]
+    indices = [int(index) for index, _, _ in fields]
+    assert indices == [i for i in range(len(TOY_PAIRS)) for _ in range(2)]
+    assert [text for _, text, _ in fields[::2]] == [t for _, t in TOY_PAIRS]
+    for (_, _, best), (_, _, second) in zip(fields[::2], fields[1::2], strict=True):
+        assert float(best) >= float(second)
+
+
+def test_sampling_with_top_k_one_is_greedy(overfit_run, capsys):
+    run_dir, source, _ = overfit_run
+    args = ["translate", "--run", str(run_dir), "--input", str(source), "--sample"]
+    assert main(args + ["--top-k", "1", "--seed", "7"]) == 0
+    assert capsys.readouterr().out.splitlines() == [t for _, t in TOY_PAIRS]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--n-best", "3"], "n_best <= beam_size"),
+        (["--beam-size", "0"], "beam_size >= 1"),
+        (["--sample", "--beam-size", "2"], "beam_size=1 when sampling"),
+        (["--sample", "--temperature", "0"], "temperature > 0"),
+    ],
+)
+def test_bad_search_flags_fail_with_one_line(overfit_run, capsys, flags, message):
+    run_dir, source, _ = overfit_run
+    assert main(["translate", "--run", str(run_dir), "--input", str(source), *flags]) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
 
 
 def test_translate_reads_stdin_and_keeps_empty_lines(overfit_run, monkeypatch, capsys):
