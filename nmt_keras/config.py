@@ -163,6 +163,11 @@ class ModelConfig:
         attention_scale: Learned scalar on Luong scores.
         input_feeding: Luong input feeding (the previous attentional vector is fed into
             the next RNN step); off lets the RNN run over the whole target at once.
+        attention_window: Luong attention over the whole source (`global`) or a window
+            of it (Luong et al. 2015, sec. 3.2): `local-m` centres the window on the
+            target position, `local-p` on a predicted position with a Gaussian weighting.
+            Local windows need `type: luong`.
+        local_window: Half-width D of a local window (Luong et al. use 10).
     """
 
     type: Literal["seq2seq", "bahdanau", "luong"] = "bahdanau"
@@ -179,12 +184,21 @@ class ModelConfig:
     score_mode: Literal["dot", "general", "concat"] = "general"
     attention_scale: bool = False
     input_feeding: bool = False
+    attention_window: Literal["global", "local-m", "local-p"] = "global"
+    local_window: int = 10
 
     def validate(self, path: str) -> None:
-        """Checks sizes and the dropout rate."""
+        """Checks sizes, the dropout rate and that local attention is Luong's."""
         for name in ("embedding_dim", "units", "encoder_layers", "decoder_layers"):
             _check_positive(f"{path}.{name}", getattr(self, name))
         _check_positive(f"{path}.attention_units", self.attention_units)
+        _check_positive(f"{path}.local_window", self.local_window)
+        if self.attention_window != "global" and self.type != "luong":
+            raise ConfigError(
+                f"Expected {path}.attention_window=global unless {path}.type=luong. "
+                f"Received: {path}.attention_window={self.attention_window}, "
+                f"{path}.type={self.type}"
+            )
         _check_fraction(f"{path}.dropout", self.dropout)
         if self.bidirectional and self.units % 2:
             raise ConfigError(

@@ -125,6 +125,7 @@ def test_wrong_types_are_named(section, key, value, message):
         ("model", "type", "transformer"),
         ("model", "rnn", "rnn"),
         ("model", "score_mode", "Dot"),
+        ("model", "attention_window", "local"),
         ("tokenizer", "model_type", "wordpiece"),
         ("training", "monitor", "val_acc"),
     ],
@@ -195,6 +196,13 @@ def test_section_must_be_a_mapping():
         ("model", {"dropout": -0.1}, r"model\.dropout"),
         ("model", {"encoder_layers": 0}, r"model\.encoder_layers"),
         ("model", {"attention_units": -1}, r"model\.attention_units"),
+        ("model", {"type": "luong", "local_window": 0}, r"model\.local_window to be positive"),
+        (
+            "model",
+            {"type": "bahdanau", "attention_window": "local-p"},
+            r"model\.attention_window=global unless model\.type=luong",
+        ),
+        ("model", {"type": "seq2seq", "attention_window": "local-m"}, r"model\.attention_window"),
         ("data", {"max_length": 2}, r"data\.max_length >= 3"),
         ("data", {"max_tokens": 500}, r"exactly one of data\.batch_size and data\.max_tokens"),
         ("data", {"batch_size": None}, r"exactly one of data\.batch_size and data\.max_tokens"),
@@ -369,3 +377,21 @@ def test_recipes_in_the_repository_load():
         pytest.skip("no recipes")
     for path in paths:
         assert isinstance(Config.from_yaml(path), Config)
+
+
+def test_local_attention_defaults_and_values():
+    assert (ModelConfig().attention_window, ModelConfig().local_window) == ("global", 10)
+    for window in ("local-m", "local-p"):
+        values = with_section("model", type="luong", attention_window=window, local_window=5)
+        model = Config.from_dict(values).model
+        assert (model.attention_window, model.local_window) == (window, 5)
+
+
+def test_local_p_recipe_loads():
+    recipe = os.path.join(
+        os.path.dirname(__file__), os.pardir, "training", "configs", "multi30k-luong-local-p.yaml"
+    )
+    config = Config.from_yaml(recipe)
+    assert config.name == "multi30k-luong-local-p"
+    assert (config.model.type, config.model.attention_window) == ("luong", "local-p")
+    assert config.model.local_window == 10

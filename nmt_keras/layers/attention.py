@@ -11,20 +11,29 @@ _MASK_VALUE = -1e9
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
 class Attention(keras.layers.Layer):
-    """Base class for global attention of a decoder query over an encoder memory.
+    """Base class for attention of a decoder query over an encoder memory.
 
     Subclasses define how keys are computed from the memory (`_project_key`) and how a
-    query is scored against them (`_score`, returning `(batch, tgt_len, src_len)`). This
-    base class owns the rest:
+    query is scored against them (`_score`, returning `(batch, tgt_len, src_len)`); a
+    local attention also restricts each query to a window (`_window`). This base class
+    owns the rest:
 
         a_ij = softmax_j(score(q_i, k_j))        (masked j get weight exactly 0)
         c_i  = sum_j a_ij v_j
 
-    The softmax runs in float32 and the weights are cast back to the value dtype, so the
-    layer works under the `"mixed_float16"` policy. Padded source positions get weight
-    exactly 0 and the weights of each query sum to 1 over the real positions; a query whose
+    The softmax runs over the positions `_window` allows (by default every real source
+    token) and a window's prior, if any, multiplies the weights after it. The softmax runs
+    in float32 and the weights are cast back to the value dtype, so the layer works under
+    the `"mixed_float16"` policy. Padded source positions get weight exactly 0 and, without
+    a prior, the weights of each query sum to 1 over the real positions; a query whose
     source is entirely padding gets all-zero weights and a zero context. Weights are
     returned, never stored on the layer.
+
+    With `hard=True` the weights are replaced by the one-hot of their argmax, so the
+    context is the single source vector with the highest weight: hard attention (Xu et al.
+    2015, "Show, Attend and Tell", https://arxiv.org/abs/1502.03044, sec. 4.1, taking the
+    most probable location instead of sampling it) in place of the soft attention of
+    sec. 4.2. It is an inference option: the argmax has no gradient.
 
     Keys are the part of the score that depends only on the memory. A decoder computes them
     once per source sentence with `project_key(value)` and passes them as `key=` to every
@@ -37,7 +46,11 @@ class Attention(keras.layers.Layer):
             padding. None attends to every position.
         key: optional output of `project_key(value)` for this same `value`. None computes
             it inside the call.
+        positions: target positions of the queries, int or float `(batch, tgt_len)` or
+            `(tgt_len,)`, for a local attention that places its window by position
+            (`LuongAttention(window_mode="local-m")`); None otherwise.
         return_attention_scores: if True, also return the attention weights.
+        hard: if True, attend to the argmax source position only (one-hot weights).
         training: unused, accepted for API compatibility with Keras layers.
 
     Returns:
@@ -93,28 +106,67 @@ class Attention(keras.layers.Layer):
         # (batch, tgt_len, src_len, units) . (units,) -> (batch, tgt_len, src_len)
         return ops.einsum("btsu,u->bts", features, attention_v)
 
+    def _window(self, query, value, mask, positions):
+        """The source positions each query may attend to, and a prior on their weights.
+
+        Global attention allows every real source token and has no prior; a local
+        attention overrides this.
+
+        Args:
+            query: `(batch, tgt_len, dim_q)`.
+            value: `(batch, src_len, dim_v)`.
+            mask: bool `(batch, src_len)` or None, as in `call`.
+            positions: as in `call`.
+
+        Returns:
+            `(allowed, prior)`: a bool tensor broadcastable to `(batch, tgt_len, src_len)`
+            (None allows every position) and a float32 `(batch, tgt_len, src_len)` factor
+            on the weights after the softmax (None for no factor).
+
+        Raises:
+            ValueError: if `positions` is given, as global attention does not use them.
+        """
+        del query, value
+        if positions is not None:
+            raise ValueError(
+                "Expected positions only with a position-aligned local attention. "
+                f"Received: positions of shape {tuple(positions.shape)} for the global attention "
+                f"'{self.name}'"
+            )
+        if mask is None:
+            return None, None
+        # (batch, src_len) -> (batch, 1, src_len), broadcast over tgt_len.
+        return ops.expand_dims(mask, axis=1), None
+
     def call(
         self,
         query,
         value,
         mask=None,
         key=None,
+        positions=None,
         return_attention_scores=False,
+        hard=False,
         training=None,
     ):
         """Attends from `query` over `value`; arguments and shapes are in the class docstring."""
         if key is None:
             key = self._project_key(value)
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
         scores = ops.cast(self._score(query, key), "float32")  # (batch, tgt_len, src_len)
-        if mask is not None:
-            # (batch, src_len) -> (batch, 1, src_len), broadcast over tgt_len.
-            mask = ops.expand_dims(ops.cast(mask, "bool"), axis=1)
-            scores = ops.where(mask, scores, _MASK_VALUE)
+        allowed, prior = self._window(query, value, mask, positions)
+        if allowed is not None:
+            scores = ops.where(allowed, scores, _MASK_VALUE)
         weights = ops.softmax(scores, axis=-1)
-        if mask is not None:
-            # No-op where a row has a real token; a fully padded row would otherwise get a
-            # uniform distribution over padding.
-            weights = ops.where(mask, weights, 0.0)
+        if allowed is not None:
+            # No-op where a row allows a real token; a row that allows none would otherwise
+            # get a uniform distribution over padding.
+            weights = ops.where(allowed, weights, 0.0)
+        if prior is not None:
+            weights = weights * prior
+        if hard:
+            weights = _one_hot_argmax(weights)
         weights = ops.cast(weights, value.dtype)
         # (batch, tgt_len, src_len) @ (batch, src_len, dim_v) -> (batch, tgt_len, dim_v)
         context = ops.matmul(weights, value)
@@ -128,3 +180,20 @@ class Attention(keras.layers.Layer):
         The source mask (`previous_mask` when `mask=` is passed) is consumed here.
         """
         return getattr(query, "_keras_mask", None)
+
+
+def _one_hot_argmax(weights):
+    """Hard attention: the one-hot of the highest weight of each query.
+
+    Args:
+        weights: float32 `(batch, tgt_len, src_len)`, zero where a position is not allowed.
+
+    Returns:
+        float32 `(batch, tgt_len, src_len)`, 1 at the first argmax of each row; an all-zero
+        row (a query that may attend nowhere) stays all zero.
+    """
+    src_len = ops.shape(weights)[-1]
+    one_hot = ops.one_hot(ops.argmax(weights, axis=-1), src_len, dtype="float32")
+    # Allowed positions have a positive weight, so a zero maximum marks an all-zero row.
+    attends = ops.cast(ops.max(weights, axis=-1, keepdims=True) > 0.0, "float32")
+    return one_hot * attends

@@ -30,7 +30,8 @@ class BahdanauAttention(Attention):
 
     with the scalar `g` initialised to `sqrt(1 / units)` and `b` to zeros.
 
-    Masking, the softmax and the call arguments are those of `Attention`.
+    Masking, the softmax, hard attention and the call arguments are those of `Attention`;
+    this attention is global, so `positions` stays None.
 
     Args:
         units: size of the hidden layer of the alignment model (dimension of `v`).

@@ -38,7 +38,7 @@ class BahdanauDecoder(RNNDecoder):
         )
         self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
 
-    def _recur(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):
         query = ops.expand_dims(self._top_hidden(state["rnn"]), 1)  # (batch, 1, units)
         context, weights = self.attention(
             query,
@@ -46,6 +46,7 @@ class BahdanauDecoder(RNNDecoder):
             mask=memory["mask"],
             key=memory["keys"],
             return_attention_scores=True,
+            hard=hard_attention,
         )
         context, weights = context[:, 0], weights[:, 0]  # (batch, dim), (batch, src_len)
         inputs = ops.concatenate([embedded, context], axis=-1)

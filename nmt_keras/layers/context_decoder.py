@@ -28,7 +28,8 @@ class ContextDecoder(RNNDecoder):
         super().__init__(*args, **kwargs)
         self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
 
-    def _recur(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):
+        del hard_attention  # no attention to harden; step() rejects it
         context = memory["summary"]  # (batch, dim)
         inputs = ops.concatenate([embedded, context], axis=-1)
         output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)

@@ -22,11 +22,18 @@ class LuongDecoder(RNNDecoder):
     `step()`. Without it x_t = E y_{t-1}: the RNN runs over the whole target at once and
     attention is computed for all target positions in parallel, the fast path.
 
+    Attention is global or local (sec. 3.2, see `LuongAttention`). Local-m places its
+    window at the target position t of the token a step predicts (1 for y_1, the first
+    step), which the decoder state carries as `"position"`, int32 `(batch, 1)`,
+    incremented by each step; teacher forcing uses positions 1 .. tgt_len.
+
     Args:
         score_mode: `"dot"`, `"general"` or `"concat"`.
         attention_scale: Learned scalar on the scores.
         attention_units: Hidden size of the concat score.
         input_feeding: Feed h~_{t-1} into the next step.
+        attention_window: `"global"`, `"local-m"` or `"local-p"`.
+        local_window: Half-width D of a local window.
         Others: see `RNNDecoder`.
     """
 
@@ -37,6 +44,8 @@ class LuongDecoder(RNNDecoder):
         attention_scale: bool = False,
         attention_units: int = 256,
         input_feeding: bool = False,
+        attention_window: str = "global",
+        local_window: int = 10,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -44,26 +53,44 @@ class LuongDecoder(RNNDecoder):
         self.attention_scale = attention_scale
         self.attention_units = attention_units
         self.input_feeding = input_feeding
+        self.attention_window = attention_window
+        self.local_window = local_window
         self.attention = LuongAttention(
             score_mode,
             scale=attention_scale,
             units=attention_units if score_mode == "concat" else None,
+            window_mode=attention_window,
+            window=local_window,
             name="attention",
         )
         self.attentional = keras.layers.Dense(
             self.units, activation="tanh", use_bias=False, name="attentional"
         )
 
+    @property
+    def _aligns_by_position(self) -> bool:
+        """Whether the attention window follows the target position (local-m)."""
+        return self.attention_window == "local-m"
+
     def initial_state(self, memory: dict, rnn_states: list) -> dict:
-        """Adds h~_0 = 0 `(batch, units)` when input feeding is on."""
+        """Adds h~_0 = 0 `(batch, units)` with input feeding, position 1 with local-m."""
         state = super().initial_state(memory, rnn_states)
+        batch = ops.shape(memory["values"])[0]
         if self.input_feeding:
-            batch = ops.shape(memory["values"])[0]
             state["feed"] = ops.zeros((batch, self.units), dtype=self.compute_dtype)
+        if self._aligns_by_position:
+            state["position"] = ops.ones((batch, 1), dtype="int32")
         return state
 
-    def _attend(self, outputs, memory: dict):
+    def _attend(self, outputs, memory: dict, positions=None, hard_attention=False):
         """h~ = tanh(W_c [c; h]) for RNN outputs `(batch, tgt_len, units)`.
+
+        Args:
+            outputs: RNN outputs `(batch, tgt_len, units)`, the queries.
+            memory: From `prepare_memory()`.
+            positions: Target positions `(batch, tgt_len)` or `(tgt_len,)` for local-m,
+                else None.
+            hard_attention: Attend to the argmax source position only.
 
         Returns:
             `(attentional, weights)`: `(batch, tgt_len, units)` and
@@ -74,28 +101,38 @@ class LuongDecoder(RNNDecoder):
             memory["values"],
             mask=memory["mask"],
             key=memory["keys"],
+            positions=positions,
             return_attention_scores=True,
+            hard=hard_attention,
         )
         attentional = self.attentional(ops.concatenate([context, outputs], axis=-1))
         return attentional, weights
 
-    def _recur(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):
         inputs = embedded
         if self.input_feeding:
             inputs = ops.concatenate([embedded, state["feed"]], axis=-1)
         output, rnn_states = self.rnn_stack.step(inputs, state["rnn"], training=training)
-        attentional, weights = self._attend(ops.expand_dims(output, 1), memory)
+        attentional, weights = self._attend(
+            ops.expand_dims(output, 1), memory, state.get("position"), hard_attention
+        )
         attentional, weights = attentional[:, 0], weights[:, 0]  # drop the time axis
         new_state = {"rnn": rnn_states}
         if self.input_feeding:
             new_state["feed"] = attentional
+        if self._aligns_by_position:
+            new_state["position"] = state["position"] + 1
         return attentional, new_state, weights
 
     def _teacher_forced_recurrence(self, embedded, state: dict, memory: dict, training=None):
         if self.input_feeding:
             return self._scan(embedded, state, memory, training)
         outputs, _ = self.rnn_stack(embedded, state["rnn"], training=training)
-        return self._attend(outputs, memory)
+        positions = None
+        if self._aligns_by_position:
+            # The step at time i predicts y_{i+1}: positions 1 .. tgt_len, (tgt_len,).
+            positions = ops.arange(1, ops.shape(embedded)[1] + 1, dtype="int32")
+        return self._attend(outputs, memory, positions)
 
     def get_config(self):
         """Returns the constructor arguments."""
@@ -105,5 +142,7 @@ class LuongDecoder(RNNDecoder):
             attention_scale=self.attention_scale,
             attention_units=self.attention_units,
             input_feeding=self.input_feeding,
+            attention_window=self.attention_window,
+            local_window=self.local_window,
         )
         return config

@@ -102,7 +102,7 @@ class RNNDecoder(keras.layers.Layer):
         """The top layer's hidden state h `(batch, units)` in a flat state list."""
         return rnn_states[(self.num_layers - 1) * self.rnn_stack.states_per_layer]
 
-    def _recur(self, embedded, state: dict, memory: dict, training=None):
+    def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):
         """The recurrent part of one decoder time step.
 
         Args:
@@ -110,6 +110,7 @@ class RNNDecoder(keras.layers.Layer):
             state: The decoder state dict.
             memory: From `prepare_memory()`.
             training: Whether dropout is active.
+            hard_attention: Attend to the argmax source position only (see `Attention`).
 
         Returns:
             `(recurrent, state, attention)`: the step's output `(batch, recurrent_dim)`,
@@ -130,7 +131,7 @@ class RNNDecoder(keras.layers.Layer):
         """Features `(..., features)` to float32 logits `(..., vocab_size)`."""
         return self.output_projection(self.dropout_layer(features, training=training))
 
-    def step(self, tokens, state: dict, memory: dict, training=None):
+    def step(self, tokens, state: dict, memory: dict, training=None, hard_attention=False):
         """Decodes one token: the `next_fn` of a search.
 
         Args:
@@ -138,13 +139,25 @@ class RNNDecoder(keras.layers.Layer):
             state: The decoder state dict.
             memory: From `prepare_memory()`.
             training: Whether dropout is active.
+            hard_attention: Replace the soft attention weights by the one-hot of their
+                argmax, so the context is one source vector (Xu et al. 2015, sec. 4.1). An
+                inference option: teacher forcing always attends softly.
 
         Returns:
             `(logits, state, attention)`: `(batch, vocab_size)` float32, the new state
-            and `(batch, src_len)` attention weights (None without attention).
+            and `(batch, src_len)` attention weights (None without attention; one-hot
+            with `hard_attention`).
+
+        Raises:
+            ValueError: if `hard_attention` is set on a decoder without attention.
         """
+        if hard_attention and self.attention is None:
+            raise ValueError(
+                "Expected hard_attention only on a decoder with attention. "
+                f"Received: hard_attention=True for {type(self).__name__}"
+            )
         embedded = self.embedding(tokens)  # (batch, embedding_dim)
-        recurrent, state, attention = self._recur(embedded, state, memory, training)
+        recurrent, state, attention = self._recur(embedded, state, memory, training, hard_attention)
         return self._project(self._readout(recurrent, embedded), training), state, attention
 
     def _scan(self, embedded, state: dict, memory: dict, training=None):

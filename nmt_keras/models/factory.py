@@ -36,6 +36,8 @@ def build_model(config: ModelConfig, source_vocab_size: int, target_vocab_size: 
         score_mode=config.score_mode,
         attention_scale=config.attention_scale,
         input_feeding=config.input_feeding,
+        attention_window=config.attention_window,
+        local_window=config.local_window,
         name=f"{config.type}_{config.rnn}",
     )
     dummy = keras.ops.ones((1, 2), dtype="int32")

@@ -42,6 +42,9 @@ class Seq2Seq(keras.Model):
         score_mode: Luong score, `"dot"`, `"general"` or `"concat"`.
         attention_scale: Learned scalar on Luong scores.
         input_feeding: Luong input feeding.
+        attention_window: Luong attention, `"global"`, `"local-m"` or `"local-p"`
+            (Luong et al. 2015, sec. 3.2); local windows need `model_type="luong"`.
+        local_window: Half-width D of a local attention window.
 
     Call args:
         inputs: `{"source": (batch, src_len), "target": (batch, tgt_len)}` int ids,
@@ -69,6 +72,8 @@ class Seq2Seq(keras.Model):
         score_mode: str = "general",
         attention_scale: bool = False,
         input_feeding: bool = False,
+        attention_window: str = "global",
+        local_window: int = 10,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,6 +81,11 @@ class Seq2Seq(keras.Model):
             raise ValueError(
                 f"Expected model_type to be one of {', '.join(MODEL_TYPES)}. "
                 f"Received: model_type={model_type}"
+            )
+        if attention_window != "global" and model_type != "luong":
+            raise ValueError(
+                "Expected attention_window='global' unless model_type='luong'. "
+                f"Received: attention_window={attention_window!r}, model_type={model_type!r}"
             )
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
@@ -93,6 +103,8 @@ class Seq2Seq(keras.Model):
         self.score_mode = score_mode
         self.attention_scale = attention_scale
         self.input_feeding = input_feeding
+        self.attention_window = attention_window
+        self.local_window = local_window
 
         self.encoder = Encoder(
             source_vocab_size,
@@ -131,6 +143,8 @@ class Seq2Seq(keras.Model):
                 attention_scale=attention_scale,
                 attention_units=attention_units,
                 input_feeding=input_feeding,
+                attention_window=attention_window,
+                local_window=local_window,
                 **decoder_args,
             )
 
@@ -169,21 +183,28 @@ class Seq2Seq(keras.Model):
         memory, rnn_states = self.encode(source, training=False)
         return {"memory": memory, "decoder": self.decoder.initial_state(memory, rnn_states)}
 
-    def next_fn(self, tokens, state: dict, step):
+    def next_fn(self, tokens, state: dict, step, hard_attention=False):
         """One inference step, the `next_fn` contract of `nmt_keras.search`.
 
         Args:
             tokens: `(batch,)` previous target ids.
             state: From `initial_search_state()` or the previous step.
-            step: Scalar step index (unused by recurrent decoders).
+            step: Scalar step index (unused: a local-m decoder carries its target
+                position in its state).
+            hard_attention: Attend to the single most probable source position (Xu et
+                al. 2015, sec. 4.1); bind it with `functools.partial` for a search.
 
         Returns:
             `(logits, state, attention)`: `(batch, vocab)`, the next state and
-            `(batch, src_len)` weights (None for the fixed-context model).
+            `(batch, src_len)` weights (None for the fixed-context model, one-hot with
+            `hard_attention`).
+
+        Raises:
+            ValueError: for `hard_attention` on the fixed-context model.
         """
         del step
         logits, decoder_state, attention = self.decoder.step(
-            tokens, state["decoder"], state["memory"], training=False
+            tokens, state["decoder"], state["memory"], training=False, hard_attention=hard_attention
         )
         return logits, {"memory": state["memory"], "decoder": decoder_state}, attention
 
@@ -207,5 +228,7 @@ class Seq2Seq(keras.Model):
             score_mode=self.score_mode,
             attention_scale=self.attention_scale,
             input_feeding=self.input_feeding,
+            attention_window=self.attention_window,
+            local_window=self.local_window,
         )
         return config

@@ -283,3 +283,319 @@ def test_base_class_is_abstract():
     query, value, _ = make_inputs()
     with pytest.raises(NotImplementedError):
         Attention()(query, value)
+
+
+# Local attention (Luong et al. 2015, sec. 3.2).
+
+WINDOW = 1
+LOCAL_LAYERS = {
+    "local-m": lambda: LuongAttention("general", window_mode="local-m", window=WINDOW),
+    "local-p": lambda: LuongAttention("general", window_mode="local-p", window=WINDOW),
+    "local-p-concat": lambda: LuongAttention(
+        "concat", units=UNITS, window_mode="local-p", window=WINDOW
+    ),
+}
+# Target positions of the 3 queries: the second row runs past its source (length 3).
+POSITIONS = np.array([[1, 2, 3], [1, 3, 4]], "int32")
+
+
+@pytest.fixture(params=sorted(LOCAL_LAYERS))
+def local_case(request):
+    return request.param
+
+
+def local_positions(name, positions=POSITIONS):
+    return positions if name == "local-m" else None
+
+
+def masked_softmax(scores, allowed):
+    e = np.where(allowed, np.exp(scores - scores.max(axis=-1, keepdims=True)), 0.0)
+    total = e.sum(axis=-1, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+def numpy_local_weights(layer, name, query, value, mask, positions=POSITIONS):
+    """Weights from eq. 7-10 of Luong et al. (2015) and the layer's weights."""
+    base = "concat" if name == "local-p-concat" else "general"
+    scores = numpy_scores(layer, base, query, value)
+    lengths = mask.sum(-1)[:, None].astype("float64")  # S, (batch, 1)
+    if name == "local-m":
+        centers = np.minimum(np.broadcast_to(positions, query.shape[:2]), lengths - 1)
+    else:
+        w_p = layer.position_dense.kernel.numpy()
+        v_p = layer.position_v.numpy()
+        centers = lengths / (1.0 + np.exp(-(np.tanh(query @ w_p) @ v_p)))  # eq. 9
+    distances = np.arange(value.shape[1])[None, None, :] - centers[:, :, None]
+    allowed = (np.abs(distances) <= WINDOW) & mask[:, None, :]
+    weights = masked_softmax(scores, allowed)
+    if name != "local-m":
+        sigma = WINDOW / 2.0
+        weights = weights * np.exp(-(distances**2) / (2 * sigma**2))  # eq. 10
+    return weights, allowed
+
+
+def test_local_weights_match_equations(local_case):
+    query, value, mask = make_inputs(src_len=6)
+    layer = LOCAL_LAYERS[local_case]()
+    layer.build(query.shape, value.shape)
+    context, weights = layer(
+        query,
+        value,
+        mask=mask,
+        positions=local_positions(local_case),
+        return_attention_scores=True,
+    )
+    expected, allowed = numpy_local_weights(layer, local_case, query, value, mask)
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(context.numpy(), expected @ value, rtol=1e-5, atol=1e-5)
+    weights = weights.numpy()
+    assert np.all(weights[~allowed] == 0.0)  # padding and outside the window: exactly 0
+    assert np.all(weights[allowed] > 0.0)
+    if local_case == "local-m":
+        np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    else:
+        # The Gaussian of eq. 10 scales the softmax: rows sum to less than 1.
+        assert np.all(weights.sum(-1) < 1.0)
+
+
+def test_local_m_window_is_centred_on_the_clipped_position():
+    query, value, mask = make_inputs(src_len=6)  # source lengths 4 and 3 (see make_inputs)
+    lengths = mask.sum(-1)
+    _, weights = LOCAL_LAYERS["local-m"]()(
+        query, value, mask=mask, positions=POSITIONS, return_attention_scores=True
+    )
+    for row in range(2):
+        for t in range(3):
+            center = min(POSITIONS[row, t], lengths[row] - 1)
+            support = np.flatnonzero(weights.numpy()[row, t])
+            expected = [s for s in range(center - 1, center + 2) if 0 <= s < lengths[row]]
+            np.testing.assert_array_equal(support, expected)
+
+
+def test_local_m_positions_of_one_row_apply_to_every_sentence():
+    query, value, mask = make_inputs()
+    layer = LOCAL_LAYERS["local-m"]()
+    shared = layer(query, value, mask=mask, positions=np.array([1, 2, 3]))
+    per_row = layer(query, value, mask=mask, positions=np.array([[1, 2, 3], [1, 2, 3]]))
+    floats = layer(query, value, mask=mask, positions=np.array([1.0, 2.0, 3.0], "float32"))
+    np.testing.assert_allclose(shared.numpy(), per_row.numpy(), atol=1e-7)
+    np.testing.assert_allclose(shared.numpy(), floats.numpy(), atol=1e-7)
+
+
+def test_local_window_wider_than_the_source_is_global():
+    query, value, mask = make_inputs()
+    wide = LuongAttention("general", window_mode="local-m", window=10)
+    wide.build(query.shape, value.shape)
+    plain = LuongAttention("general")
+    plain.build(query.shape, value.shape)
+    plain.set_weights(wide.get_weights())
+    expected = plain(query, value, mask=mask)
+    actual = wide(query, value, mask=mask, positions=np.array([1, 2, 3]))
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), atol=1e-6)
+
+
+def test_local_fully_padded_row_gives_zero_weights_and_context(local_case):
+    query, value, mask = make_inputs()
+    mask[1] = False
+    context, weights = LOCAL_LAYERS[local_case]()(
+        query,
+        value,
+        mask=mask,
+        positions=local_positions(local_case),
+        return_attention_scores=True,
+    )
+    assert np.all(weights.numpy()[1] == 0.0)
+    assert np.all(context.numpy()[1] == 0.0)
+
+
+def test_local_without_mask_uses_the_whole_length(local_case):
+    query, value, _ = make_inputs()
+    layer = LOCAL_LAYERS[local_case]()
+    full = np.ones(value.shape[:2], bool)
+    positions = local_positions(local_case)
+    without = layer(query, value, positions=positions)
+    with_full_mask = layer(query, value, mask=full, positions=positions)
+    np.testing.assert_allclose(without.numpy(), with_full_mask.numpy(), atol=1e-7)
+
+
+def test_local_p_weights_exist_only_in_local_p():
+    query, value, _ = make_inputs()
+    names = {}
+    for mode in ("global", "local-m", "local-p"):
+        layer = LuongAttention("general", window_mode=mode)
+        layer.build(query.shape, value.shape)
+        names[mode] = sorted(w.path.split("/", 1)[1] for w in layer.weights)
+    assert names["global"] == names["local-m"] == ["key_dense/kernel"]
+    assert names["local-p"] == ["key_dense/kernel", "position_dense/kernel", "position_v"]
+
+
+def test_local_symbolic_and_eager_calls(local_case):
+    layer = LOCAL_LAYERS[local_case]()
+    query_in = keras.Input((None, DIM))
+    value_in = keras.Input((None, DIM))
+    mask_in = keras.Input((None,), dtype="bool")
+    positions_in = keras.Input((None,), dtype="int32") if local_case == "local-m" else None
+    context, weights = layer(
+        query_in, value_in, mask=mask_in, positions=positions_in, return_attention_scores=True
+    )
+    assert tuple(context.shape) == (None, None, DIM)
+    assert tuple(weights.shape) == (None, None, None)
+    query, value, mask = make_inputs()
+    eager = layer(query, value, mask=mask, positions=local_positions(local_case))
+    assert tuple(eager.shape) == (2, 3, DIM)
+
+
+def test_local_tf_function_with_unknown_batch_and_time(local_case):
+    layer = LOCAL_LAYERS[local_case]()
+    query, value, mask = make_inputs()
+    layer.build(query.shape, value.shape)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, DIM], tf.float32),
+            tf.TensorSpec([None, None, DIM], tf.float32),
+            tf.TensorSpec([None, None], tf.bool),
+            tf.TensorSpec([None, None], tf.int32),
+        ]
+    )
+    def attend(query, value, mask, positions):
+        positions = positions if local_case == "local-m" else None
+        return layer(query, value, mask=mask, positions=positions, return_attention_scores=True)
+
+    for batch, tgt_len, src_len in [(2, 3, 5), (1, 4, 7)]:
+        query, value, mask = make_inputs(batch, tgt_len, src_len)
+        positions = np.tile(np.arange(1, tgt_len + 1, dtype="int32"), (batch, 1))
+        context, weights = attend(query, value, mask, positions)
+        expected_context, expected_weights = layer(
+            query,
+            value,
+            mask=mask,
+            positions=local_positions(local_case, positions),
+            return_attention_scores=True,
+        )
+        np.testing.assert_allclose(context.numpy(), expected_context.numpy(), atol=1e-5)
+        np.testing.assert_allclose(weights.numpy(), expected_weights.numpy(), atol=1e-6)
+
+
+def test_local_mixed_float16(local_case, mixed_float16):
+    query, value, mask = make_inputs()
+    layer = LOCAL_LAYERS[local_case]()
+    context, weights = layer(
+        query,
+        value,
+        mask=mask,
+        positions=local_positions(local_case),
+        return_attention_scores=True,
+    )
+    assert context.dtype == tf.float16
+    assert all(w.dtype == "float32" for w in layer.weights)
+    weights = weights.numpy().astype("float32")
+    assert np.all(np.isfinite(weights))
+    assert np.all(weights[np.broadcast_to(~mask[:, None, :], weights.shape)] == 0.0)
+
+
+def test_local_get_config_round_trip(local_case):
+    layer = LOCAL_LAYERS[local_case]()
+    config = layer.get_config()
+    assert config["window"] == WINDOW
+    assert config["window_mode"] == layer.window_mode
+    restored = LuongAttention.from_config(config)
+    assert restored.get_config() == config
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert keras.saving.deserialize_keras_object(serialized).get_config() == config
+
+
+def test_local_p_model_saves_and_reloads(tmp_path):
+    query_in = keras.Input((None, DIM))
+    value_in = keras.Input((None, DIM))
+    mask_in = keras.Input((None,), dtype="bool")
+    outputs = LOCAL_LAYERS["local-p"]()(
+        query_in, value_in, mask=mask_in, return_attention_scores=True
+    )
+    model = keras.Model([query_in, value_in, mask_in], outputs)
+    path = tmp_path / "local.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    inputs = make_inputs()
+    for expected, actual in zip(model(inputs), reloaded(inputs), strict=True):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_default_window_is_luongs():
+    assert LuongAttention().window == 10
+    assert LuongAttention().window_mode == "global"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: LuongAttention(window_mode="local"), "Expected window_mode to be one of"),
+        (lambda: LuongAttention(window=0), r"Expected window >= 1\. Received: window=0"),
+        (lambda: LuongAttention(window=2.5), "Received: window=2.5"),
+        (lambda: LuongAttention(window=True), "Received: window=True"),
+    ],
+)
+def test_invalid_local_args_raise(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "make, positions, message",
+    [
+        (LOCAL_LAYERS["local-m"], None, "Expected positions, the target position"),
+        (LOCAL_LAYERS["local-m"], np.ones((2, 3, 1)), r"shape \(batch, tgt_len\)"),
+        (LOCAL_LAYERS["local-p"], POSITIONS, "Expected no positions with window_mode='local-p'"),
+        (LAYERS["general"], POSITIONS, "Expected positions only with a position-aligned"),
+        (LAYERS["bahdanau"], POSITIONS, "Expected positions only with a position-aligned"),
+    ],
+)
+def test_wrong_positions_raise(make, positions, message):
+    query, value, mask = make_inputs()
+    with pytest.raises(ValueError, match=message):
+        make()(query, value, mask=mask, positions=positions)
+
+
+# Hard attention (Xu et al. 2015, sec. 4.1).
+
+ALL_LAYERS = {**LAYERS, **LOCAL_LAYERS}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_LAYERS))
+def test_hard_attention_is_the_one_hot_argmax(name):
+    query, value, mask = make_inputs(src_len=6)
+    # Padding rows of the memory that every score would prefer: they must never be chosen.
+    value = np.where(mask[:, :, None], value, 50.0 * np.abs(query).max()).astype("float32")
+    layer = ALL_LAYERS[name]()
+    positions = local_positions(name) if name in LOCAL_LAYERS else None
+    _, soft = layer(query, value, mask=mask, positions=positions, return_attention_scores=True)
+    context, weights = layer(
+        query, value, mask=mask, positions=positions, return_attention_scores=True, hard=True
+    )
+    soft, weights = soft.numpy(), weights.numpy()
+    chosen = soft.argmax(-1)  # (batch, tgt_len)
+    np.testing.assert_array_equal(weights, np.eye(6, dtype="float32")[chosen])
+    assert np.all(mask[np.arange(2)[:, None], chosen])  # padding never chosen
+    np.testing.assert_array_equal(context.numpy(), value[np.arange(2)[:, None], chosen])
+
+
+def test_hard_attention_on_a_fully_padded_row_is_zero():
+    query, value, mask = make_inputs()
+    mask[1] = False
+    context, weights = LuongAttention()(
+        query, value, mask=mask, return_attention_scores=True, hard=True
+    )
+    assert np.all(weights.numpy()[1] == 0.0)
+    assert np.all(context.numpy()[1] == 0.0)
+    np.testing.assert_array_equal(weights.numpy()[0].sum(-1), 1.0)
+
+
+def test_hard_attention_in_tf_function_and_mixed_float16(mixed_float16):
+    layer = LOCAL_LAYERS["local-p"]()
+    query, value, mask = make_inputs()
+    context, weights = tf.function(
+        lambda q, v, m: layer(q, v, mask=m, return_attention_scores=True, hard=True)
+    )(query, value, mask)
+    assert weights.dtype == tf.float16
+    np.testing.assert_array_equal(weights.numpy().sum(-1), 1.0)
+    assert np.all(np.isin(weights.numpy(), [0.0, 1.0]))

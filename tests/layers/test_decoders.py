@@ -29,6 +29,17 @@ DECODERS = {
         dict(score_mode="general", rnn="lstm", num_layers=2, input_feeding=True),
     ),
     "luong-feed-dot": (LuongDecoder, dict(score_mode="dot", input_feeding=True)),
+    # Local attention with a window narrower than the source, so that it matters.
+    "luong-local-m": (LuongDecoder, dict(attention_window="local-m", local_window=1)),
+    "luong-local-p": (LuongDecoder, dict(attention_window="local-p", local_window=1)),
+    "luong-feed-local-m-lstm": (
+        LuongDecoder,
+        dict(attention_window="local-m", local_window=1, input_feeding=True, rnn="lstm"),
+    ),
+    "luong-feed-local-p": (
+        LuongDecoder,
+        dict(attention_window="local-p", local_window=1, input_feeding=True),
+    ),
 }
 
 
@@ -130,10 +141,86 @@ def test_attention_rows_sum_to_one_and_skip_padding(decoded):
     attention = decoded["attention"]
     if attention is None:
         pytest.skip("the fixed-context decoder does not attend")
-    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    window = decoded["decoder"].get_config().get("attention_window", "global")
+    if window == "local-p":
+        # Luong et al. (2015), eq. 10: the Gaussian scales the weights below a sum of 1.
+        assert np.all((attention.sum(-1) > 0.0) & (attention.sum(-1) < 1.0))
+    else:
+        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
     for row, length in enumerate(SOURCE_LENGTHS):
         assert np.all(attention[row, :, length:] == 0.0)
-        assert np.all(attention[row, :, :length] > 0.0)
+        if window == "global":
+            assert np.all(attention[row, :, :length] > 0.0)
+
+
+@pytest.mark.parametrize("name", ["luong-local-m", "luong-feed-local-m-lstm"])
+def test_local_m_attends_around_the_target_position(name):
+    # Step t (0-based) predicts y_{t+1}: its window is centred on source position t + 1,
+    # clipped to the last real source token, with half-width local_window = 1.
+    decoder = make_decoder(name)
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    _, attention = decoder(TOKENS, memory, make_states(decoder))
+    for row, length in enumerate(SOURCE_LENGTHS):
+        for time in range(TGT_LEN):
+            center = min(time + 1, length - 1)
+            expected = [s for s in (center - 1, center, center + 1) if s < length]
+            np.testing.assert_array_equal(np.flatnonzero(attention[row, time]), expected)
+
+
+def test_local_m_state_carries_the_target_position():
+    decoder = make_decoder("luong-feed-local-m-lstm")
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    np.testing.assert_array_equal(state["position"], np.ones((BATCH, 1)))
+    assert keras.backend.standardize_dtype(state["position"].dtype) == "int32"
+    for time in range(3):
+        _, state, _ = decoder.step(TOKENS[:, time], state, memory)
+    np.testing.assert_array_equal(state["position"], np.full((BATCH, 1), 4))
+    for other in ("luong-dot", "luong-local-p"):
+        decoder = make_decoder(other)
+        memory = decoder.prepare_memory(*make_memory_inputs())
+        assert "position" not in decoder.initial_state(memory, make_states(decoder))
+
+
+@pytest.mark.parametrize(
+    "name", ["bahdanau-gru", "luong-general-lstm", "luong-local-m", "luong-feed-local-p"]
+)
+def test_hard_attention_step_attends_to_one_source_position(name):
+    decoder = make_decoder(name)
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    hard_state = state
+    for time in range(TGT_LEN):
+        _, state, soft = decoder.step(TOKENS[:, time], state, memory)
+        logits, hard_state, hard = decoder.step(
+            TOKENS[:, time], hard_state, memory, hard_attention=True
+        )
+        hard = np.asarray(hard)
+        assert logits.shape == (BATCH, VOCAB)
+        assert np.all(np.isin(hard, [0.0, 1.0]))
+        np.testing.assert_array_equal(hard.sum(-1), 1.0)
+        for row, length in enumerate(SOURCE_LENGTHS):
+            assert hard[row].argmax() < length  # never padding
+        if time == 0:
+            # Same state: the hard weights are the argmax of the soft ones.
+            np.testing.assert_array_equal(hard.argmax(-1), np.asarray(soft).argmax(-1))
+
+
+def test_hard_attention_changes_the_logits():
+    decoder = make_decoder("luong-general-lstm")
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    soft, _, _ = decoder.step(TOKENS[:, 0], state, memory)
+    hard, _, _ = decoder.step(TOKENS[:, 0], state, memory, hard_attention=True)
+    assert not np.allclose(soft, hard, atol=1e-5)
+
+
+def test_hard_attention_needs_attention():
+    decoder = make_decoder("context-gru")
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    state = decoder.initial_state(memory, make_states(decoder))
+    with pytest.raises(ValueError, match="Expected hard_attention only on a decoder with"):
+        decoder.step(TOKENS[:, 0], state, memory, hard_attention=True)
 
 
 def test_future_target_tokens_do_not_change_earlier_logits(decoded):

@@ -1,9 +1,13 @@
+import functools
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nmt_keras.config import ModelConfig
 from nmt_keras.models import Seq2Seq, build_model
+from nmt_keras.search import greedy_search
 from nmt_keras.training.losses import MaskedCrossEntropy
 
 SRC_VOCAB, TGT_VOCAB = 13, 11
@@ -31,6 +35,12 @@ FAMILIES = {
         bidirectional=False,
         **SIZES,
     ),
+    "luong-local-m": ModelConfig(
+        type="luong", attention_window="local-m", local_window=1, bidirectional=False, **SIZES
+    ),
+    "luong-local-p-input-feeding": ModelConfig(
+        type="luong", attention_window="local-p", local_window=1, input_feeding=True, **SIZES
+    ),
 }
 # Source sentences of lengths 5 and 3 (0-padded) and decoder inputs <s> y1 y2 y3.
 SOURCE = np.array([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]], "int32")
@@ -53,7 +63,7 @@ def families(*fast):
 
 # Every family runs every test with `make test-all`; `make test` (-m "not slow") runs the
 # cheap tests on these and each expensive test (fit, .keras, mixed precision) on one.
-FAST_FAMILIES = ("seq2seq", "bahdanau", "luong-input-feeding")
+FAST_FAMILIES = ("seq2seq", "bahdanau", "luong-input-feeding", "luong-local-m")
 
 
 @pytest.fixture(scope="module", params=families(*FAST_FAMILIES))
@@ -81,7 +91,8 @@ def test_call_shape_and_dtype(family):
     if model.has_attention:
         attention = family["attention"]
         assert attention.shape == (2, 4, 5)
-        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+        if family["config"].attention_window != "local-p":  # eq. 10 does not sum to 1
+            np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
         assert np.all(attention[1, :, 3:] == 0.0)  # padded source positions
     else:
         assert family["attention"] is None
@@ -119,7 +130,16 @@ def test_config_round_trip(family):
     model = family["model"]
     config = model.get_config()
     model_config = family["config"]
-    for key in ("rnn", "units", "embedding_dim", "residual", "input_feeding", "score_mode"):
+    for key in (
+        "rnn",
+        "units",
+        "embedding_dim",
+        "residual",
+        "input_feeding",
+        "score_mode",
+        "attention_window",
+        "local_window",
+    ):
         assert config[key] == getattr(model_config, key)
     assert config["model_type"] == model_config.type
     assert config["attention_normalize"] == model_config.attention_normalize
@@ -213,7 +233,8 @@ def test_mixed_float16_gives_float32_logits(family, mixed_precision):
     np.testing.assert_allclose(step_logits, family["logits"][:, 0], atol=2e-2)
     if attention is not None:
         attention = np.asarray(attention, "float32")
-        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-2)
+        if family["config"].attention_window != "local-p":
+            np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-2)
         assert np.all(attention[1, :, 3:] == 0.0)
 
 
@@ -224,3 +245,61 @@ def test_policy_is_restored_after_mixed_precision():
 def test_unknown_model_type_is_rejected():
     with pytest.raises(ValueError, match="model_type=transformer"):
         Seq2Seq(SRC_VOCAB, TGT_VOCAB, model_type="transformer")
+
+
+def test_local_attention_needs_the_luong_model():
+    with pytest.raises(ValueError, match="attention_window='local-m'"):
+        Seq2Seq(SRC_VOCAB, TGT_VOCAB, model_type="bahdanau", attention_window="local-m")
+
+
+def test_configs_without_local_attention_keys_load_as_global():
+    config = make_model("luong-general").get_config()
+    del config["attention_window"], config["local_window"]
+    restored = Seq2Seq.from_config(config)
+    assert restored.attention_window == "global"
+    assert restored.decoder.attention.window_mode == "global"
+
+
+@pytest.mark.parametrize("name", ["bahdanau", "luong-local-m", "luong-local-p-input-feeding"])
+def test_next_fn_hard_attention_gives_one_hot_weights(name):
+    model = make_model(name)
+    state = model.initial_search_state(SOURCE)
+    for step in range(TARGET.shape[1]):
+        logits, state, weights = model.next_fn(TARGET[:, step], state, step, hard_attention=True)
+        weights = np.asarray(weights)
+        assert logits.shape == (2, TGT_VOCAB)
+        assert np.all(np.isin(weights, [0.0, 1.0]))
+        np.testing.assert_array_equal(weights.sum(-1), 1.0)
+        assert weights[1].argmax() < 3  # the second source has 3 real tokens
+
+
+def test_next_fn_hard_attention_needs_attention():
+    model = make_model("seq2seq")
+    state = model.initial_search_state(SOURCE)
+    with pytest.raises(ValueError, match="hard_attention"):
+        model.next_fn(TARGET[:, 0], state, 0, hard_attention=True)
+
+
+@pytest.mark.parametrize("hard_attention", [False, True])
+def test_greedy_search_of_a_local_m_model_in_a_graph(hard_attention):
+    """The local-m position state survives the search's tf.while_loop, unknown batch."""
+    model = make_model("luong-local-m")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def translate(source):
+        return greedy_search(
+            functools.partial(model.next_fn, hard_attention=hard_attention),
+            model.initial_search_state(source),
+            batch_size=tf.shape(source)[0],
+            bos_id=2,
+            eos_id=3,
+            pad_id=0,
+            max_length=6,
+        )
+
+    result = translate(SOURCE)
+    assert result.tokens.shape[0] == 2
+    attention = result.attention.numpy()
+    assert np.all(attention[1, :, 3:] == 0.0)
+    if hard_attention:
+        assert np.all(np.isin(attention, [0.0, 1.0]))
