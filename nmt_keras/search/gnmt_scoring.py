@@ -12,6 +12,11 @@ where `p_ij` is the attention of target step `i` on source position `j`.
 
 import tensorflow as tf
 
+#: Floor of the coverage inside the log, so a source position that received no attention
+#: at all (hard or local attention) costs `log(1e-6)` instead of ranking every hypothesis
+#: at -inf.
+MIN_COVERAGE = 1e-6
+
 
 def gnmt_length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
     """The length penalty `lp(Y) = ((5 + |Y|) / 6)^alpha` of eq. 14.
@@ -32,7 +37,8 @@ def gnmt_coverage_penalty(
     """The coverage penalty `cp(X; Y) = beta * sum_j log(min(sum_i p_ij, 1.0))` of eq. 14.
 
     It is 0 when every source position received a total attention of at least 1, negative
-    otherwise (-inf if a position received none), and never decreases as steps are added.
+    otherwise (at least `beta * log(MIN_COVERAGE)` per position), and never decreases as
+    steps are added.
 
     Args:
         attention_history: float32 `(batch, hypotheses, time, src_len)`, the attention `p_ij`
@@ -45,7 +51,7 @@ def gnmt_coverage_penalty(
         float32 `(batch, hypotheses)`.
     """
     coverage = tf.reduce_sum(attention_history, axis=2)  # (batch, hypotheses, src_len)
-    log_coverage = tf.math.log(tf.minimum(coverage, 1.0))
+    log_coverage = tf.math.log(tf.clip_by_value(coverage, MIN_COVERAGE, 1.0))
     # source_mask (batch, src_len) -> (batch, 1, src_len) to broadcast over hypotheses.
     log_coverage = tf.where(source_mask[:, tf.newaxis, :], log_coverage, 0.0)
     return beta * tf.reduce_sum(log_coverage, axis=-1)
