@@ -352,24 +352,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"nmt-keras: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr
         )
         return USER_ERROR_EXIT
-    if hasattr(args, "beam_size"):
-        try:
-            args.decoding = _decoding_options(args)
-        except ValueError as error:
-            print(f"nmt-keras: error: {error}", file=sys.stderr)
-            return USER_ERROR_EXIT
     from nmt_keras.config import ConfigError
     from nmt_keras.data.corpus import CorpusError
+    from nmt_keras.decoding import DecodingError
     from nmt_keras.export import AuditError, VersionError, WarmupError
     from nmt_keras.run import RunError
     from nmt_keras.serving import ServerError, ServingError
 
     try:
+        if hasattr(args, "beam_size"):
+            args.decoding = _decoding_options(args)
         return args.handler(args) or 0
     except (
         AuditError,
         ConfigError,
         CorpusError,
+        DecodingError,
         FileNotFoundError,
         RunError,
         ServerError,

@@ -147,7 +147,10 @@ class ModelConfig:
 
     Attributes:
         type: `seq2seq` (fixed context vector, Cho et al. 2014), `bahdanau` (additive
-            attention before the RNN step) or `luong` (attention after the RNN step).
+            attention before the RNN step), `luong` (attention after the RNN step) or
+            `transformer` (multi-head self-attention, Vaswani et al. 2017; `units` is
+            d_model and must equal `embedding_dim`; `rnn`, `bidirectional`, `residual` and
+            the RNN attention options do not apply).
         rnn: Recurrent cell of encoder and decoder.
         embedding_dim: Token embedding size (source and target).
         units: Hidden size of every RNN (per direction in a bidirectional encoder the
@@ -168,9 +171,15 @@ class ModelConfig:
             target position, `local-p` on a predicted position with a Gaussian weighting.
             Local windows need `type: luong`.
         local_window: Half-width D of a local window (Luong et al. use 10).
+        num_heads: Transformer attention heads (divide `units`).
+        ff_dim: Transformer feed-forward inner size.
+        shared_target_embeddings: Transformer: tie the target embedding and the output
+            projection.
+        alignment_head: Transformer: the cross-attention head of the last decoder layer
+            that fills the alignment outputs (Python indexing); None averages the heads.
     """
 
-    type: Literal["seq2seq", "bahdanau", "luong"] = "bahdanau"
+    type: Literal["seq2seq", "bahdanau", "luong", "transformer"] = "bahdanau"
     rnn: Literal["gru", "lstm"] = "gru"
     embedding_dim: int = 256
     units: int = 256
@@ -186,13 +195,21 @@ class ModelConfig:
     input_feeding: bool = False
     attention_window: Literal["global", "local-m", "local-p"] = "global"
     local_window: int = 10
+    num_heads: int = 4
+    ff_dim: int = 1024
+    shared_target_embeddings: bool = False
+    alignment_head: int | None = None
 
     def validate(self, path: str) -> None:
-        """Checks sizes, the dropout rate and that local attention is Luong's."""
+        """Checks sizes, the dropout rate, local attention and the Transformer's shape."""
         for name in ("embedding_dim", "units", "encoder_layers", "decoder_layers"):
             _check_positive(f"{path}.{name}", getattr(self, name))
         _check_positive(f"{path}.attention_units", self.attention_units)
         _check_positive(f"{path}.local_window", self.local_window)
+        _check_positive(f"{path}.num_heads", self.num_heads)
+        _check_positive(f"{path}.ff_dim", self.ff_dim)
+        if self.type == "transformer":
+            self._validate_transformer(path)
         if self.attention_window != "global" and self.type != "luong":
             raise ConfigError(
                 f"Expected {path}.attention_window=global unless {path}.type=luong. "
@@ -206,6 +223,25 @@ class ModelConfig:
                 f"Received: {path}.units={self.units}"
             )
 
+    def _validate_transformer(self, path: str) -> None:
+        """Checks d_model (`units`) against the embedding size, heads and alignment head."""
+        if self.embedding_dim != self.units:
+            raise ConfigError(
+                f"Expected {path}.embedding_dim == {path}.units (d_model) for a transformer. "
+                f"Received: embedding_dim={self.embedding_dim}, units={self.units}"
+            )
+        if self.units % self.num_heads:
+            raise ConfigError(
+                f"Expected {path}.num_heads to divide {path}.units. "
+                f"Received: units={self.units}, num_heads={self.num_heads}"
+            )
+        heads = self.num_heads
+        if self.alignment_head is not None and not -heads <= self.alignment_head < heads:
+            raise ConfigError(
+                f"Expected {path}.alignment_head in [{-heads}, {heads}) or null. "
+                f"Received: {path}.alignment_head={self.alignment_head}"
+            )
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
@@ -214,7 +250,10 @@ class TrainingConfig:
     Attributes:
         epochs: Maximum epochs.
         steps_per_epoch: Batches per epoch (None: one pass over the training data).
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate; with `warmup_steps`, the peak rate.
+        warmup_steps: Warm the rate up linearly over this many steps, then decay it with
+            the inverse square root of the step (Vaswani et al. 2017, eq. 3); None keeps
+            it constant.
         clipnorm: Gradient norm clipping (None: off).
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping_patience: Epochs without improvement of `monitor` before stopping
@@ -230,6 +269,7 @@ class TrainingConfig:
     epochs: int = 10
     steps_per_epoch: int | None = None
     learning_rate: float = 1e-3
+    warmup_steps: int | None = None
     clipnorm: float | None = 1.0
     label_smoothing: float = 0.1
     early_stopping_patience: int | None = 3
@@ -241,7 +281,7 @@ class TrainingConfig:
 
     def validate(self, path: str) -> None:
         """Checks counts, rates and budgets."""
-        for name in ("epochs", "steps_per_epoch", "learning_rate", "clipnorm"):
+        for name in ("epochs", "steps_per_epoch", "learning_rate", "warmup_steps", "clipnorm"):
             _check_positive(f"{path}.{name}", getattr(self, name))
         _check_positive(f"{path}.early_stopping_patience", self.early_stopping_patience)
         _check_positive(f"{path}.max_decode_length", self.max_decode_length)

@@ -13,6 +13,10 @@ from nmt_keras.search.result import SearchResult
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
+class DecodingError(ValueError):
+    """Decoding options that are invalid, or that the model cannot run."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DecodingOptions:
     """The search a translator runs, and its settings.
@@ -47,25 +51,27 @@ class DecodingOptions:
 
     def __post_init__(self):
         if self.beam_size < 1:
-            raise ValueError(f"Expected beam_size >= 1. Received: beam_size={self.beam_size}")
+            raise DecodingError(f"Expected beam_size >= 1. Received: beam_size={self.beam_size}")
         if not 1 <= self.n_best <= self.beam_size:
-            raise ValueError(
+            raise DecodingError(
                 "Expected 1 <= n_best <= beam_size. "
                 f"Received: n_best={self.n_best}, beam_size={self.beam_size}"
             )
         if self.length_penalty < 0 or self.coverage_penalty < 0:
-            raise ValueError(
+            raise DecodingError(
                 "Expected length_penalty >= 0 and coverage_penalty >= 0. Received: "
                 f"length_penalty={self.length_penalty}, coverage_penalty={self.coverage_penalty}"
             )
         if self.sampling and self.beam_size > 1:
-            raise ValueError(
+            raise DecodingError(
                 f"Expected beam_size=1 when sampling. Received: beam_size={self.beam_size}"
             )
         if self.temperature <= 0:
-            raise ValueError(f"Expected temperature > 0. Received: temperature={self.temperature}")
+            raise DecodingError(
+                f"Expected temperature > 0. Received: temperature={self.temperature}"
+            )
         if self.top_k < 0:
-            raise ValueError(f"Expected top_k >= 0. Received: top_k={self.top_k}")
+            raise DecodingError(f"Expected top_k >= 0. Received: top_k={self.top_k}")
 
     @property
     def uses_beam(self) -> bool:
@@ -94,6 +100,25 @@ class Decoded(NamedTuple):
     nbest_scores: tf.Tensor | None = None
 
 
+def check_supported(model: Any, options: DecodingOptions) -> None:
+    """Raises a `DecodingError` when `model` cannot decode with `options`.
+
+    Args:
+        model: A model with `has_attention` and `supports_hard_attention`.
+        options: The search and its settings.
+    """
+    if options.coverage_penalty and not model.has_attention:
+        raise DecodingError(
+            "Expected a model with attention for coverage_penalty. "
+            "Received: a fixed-context model (model.type=seq2seq)"
+        )
+    if options.hard_attention and not model.supports_hard_attention:
+        raise DecodingError(
+            "Expected an RNN model with attention for hard_attention. "
+            f"Received: a {type(model).__name__} without a single attention to harden"
+        )
+
+
 def decode(
     model: Any,
     source: tf.Tensor,
@@ -103,8 +128,9 @@ def decode(
     """Runs the search `options` names on a model's `next_fn`.
 
     Args:
-        model: A model with `initial_search_state(source)`, `next_fn(tokens, state, step,
-            hard_attention=False)` and `has_attention`.
+        model: A model with `initial_search_state(source)`, `next_fn(tokens, state, step)`
+            (with a `hard_attention` keyword when `supports_hard_attention`),
+            `has_attention` and `supports_hard_attention`.
         source: int32 `(batch, src_len)` source ids, 0-padded.
         options: The search and its settings.
         max_length: int32 scalar, generated tokens at most (</s> included).
@@ -113,13 +139,9 @@ def decode(
         The `Decoded` hypotheses.
 
     Raises:
-        ValueError: for a coverage penalty or hard attention on a model without attention.
+        DecodingError: see `check_supported`.
     """
-    if not model.has_attention and (options.coverage_penalty or options.hard_attention):
-        raise ValueError(
-            "Expected a model with attention for coverage_penalty or hard_attention. "
-            "Received: a fixed-context model (model.type=seq2seq)"
-        )
+    check_supported(model, options)
     next_fn = model.next_fn
     if options.hard_attention:
         next_fn = functools.partial(model.next_fn, hard_attention=True)

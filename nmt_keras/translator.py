@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nmt_keras.decoding import GREEDY, DecodingOptions, decode
+from nmt_keras.decoding import GREEDY, DecodingOptions, check_supported, decode
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
@@ -49,6 +49,10 @@ class Translator(tf.Module):
         max_source_length: Source tokens kept, <s> and </s> included.
         max_decode_length: Upper bound on generated tokens, </s> included.
         decoding: The search and its settings.
+
+    Raises:
+        ValueError: for lengths that leave nothing to translate.
+        DecodingError: when the model cannot decode with `decoding`.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class Translator(tf.Module):
         self.target_tokenizer = target_tokenizer
         self.max_source_length = max_source_length
         self.max_decode_length = max_decode_length
+        check_supported(model, decoding)
         self.decoding = decoding
 
     def _source_ids(self, text):

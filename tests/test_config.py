@@ -122,7 +122,7 @@ def test_wrong_types_are_named(section, key, value, message):
 @pytest.mark.parametrize(
     "section, key, value",
     [
-        ("model", "type", "transformer"),
+        ("model", "type", "rnnsearch"),
         ("model", "rnn", "rnn"),
         ("model", "score_mode", "Dot"),
         ("model", "attention_window", "local"),
@@ -139,8 +139,8 @@ def test_bad_literal_values_name_the_key_and_the_choices(section, key, value):
 
 
 def test_literal_error_lists_the_choices():
-    with pytest.raises(ConfigError, match="seq2seq, bahdanau, luong"):
-        Config.from_dict(with_section("model", type="transformer"))
+    with pytest.raises(ConfigError, match="seq2seq, bahdanau, luong, transformer"):
+        Config.from_dict(with_section("model", type="rnnsearch"))
 
 
 def test_int_is_accepted_for_float_and_converted():
@@ -203,6 +203,20 @@ def test_section_must_be_a_mapping():
             r"model\.attention_window=global unless model\.type=luong",
         ),
         ("model", {"type": "seq2seq", "attention_window": "local-m"}, r"model\.attention_window"),
+        (
+            "model",
+            {"type": "transformer", "embedding_dim": 128, "units": 256},
+            r"model\.embedding_dim == model\.units \(d_model\)",
+        ),
+        (
+            "model",
+            {"type": "transformer", "num_heads": 3},
+            r"model\.num_heads to divide model\.units",
+        ),
+        ("model", {"type": "transformer", "alignment_head": 4}, r"model\.alignment_head in"),
+        ("model", {"num_heads": 0}, r"model\.num_heads to be positive"),
+        ("model", {"ff_dim": 0}, r"model\.ff_dim to be positive"),
+        ("training", {"warmup_steps": 0}, r"training\.warmup_steps to be positive"),
         ("data", {"max_length": 2}, r"data\.max_length >= 3"),
         ("data", {"max_tokens": 500}, r"exactly one of data\.batch_size and data\.max_tokens"),
         ("data", {"batch_size": None}, r"exactly one of data\.batch_size and data\.max_tokens"),
@@ -223,6 +237,12 @@ def test_section_must_be_a_mapping():
 def test_invalid_values_are_rejected(section, values, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_dict(with_section(section, **values))
+
+
+def test_transformer_takes_its_heads_and_alignment_head():
+    values = with_section("model", type="transformer", num_heads=8, alignment_head=-1)
+    config = Config.from_dict(values)
+    assert (config.model.num_heads, config.model.alignment_head) == (8, -1)
 
 
 def test_odd_units_are_fine_with_a_unidirectional_encoder():

@@ -28,6 +28,7 @@ class TransitionModel:
 
     def __init__(self, has_attention=True):
         self.has_attention = has_attention
+        self.supports_hard_attention = has_attention
         self.table = tf.constant(transition_logits())
         self.hard_calls = []
 
@@ -97,7 +98,7 @@ def test_hard_attention_reaches_the_model():
     [DecodingOptions(hard_attention=True), DecodingOptions(beam_size=2, coverage_penalty=0.2)],
 )
 def test_attention_options_need_a_model_with_attention(options):
-    with pytest.raises(ValueError, match="model with attention"):
+    with pytest.raises(ValueError, match="with attention"):
         run(options, TransitionModel(has_attention=False))
 
 

@@ -1,4 +1,4 @@
-"""Serializable Keras layers: attention, the recurrent encoder and decoders."""
+"""Serializable Keras layers: attention, recurrent and Transformer encoders and decoders."""
 
 from nmt_keras.layers.attention import Attention
 from nmt_keras.layers.bahdanau_attention import BahdanauAttention
@@ -7,7 +7,19 @@ from nmt_keras.layers.context_decoder import ContextDecoder
 from nmt_keras.layers.encoder import Encoder
 from nmt_keras.layers.luong_attention import LuongAttention
 from nmt_keras.layers.luong_decoder import LuongDecoder
+from nmt_keras.layers.multi_head_attention import MultiHeadAttention
+from nmt_keras.layers.positional_encoding import PositionalEncoding
 from nmt_keras.layers.rnn_stack import RNNStack
+from nmt_keras.layers.transformer_decoder import (
+    SharedEmbedding,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+)
+from nmt_keras.layers.transformer_encoder import (
+    FeedForward,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "Attention",
@@ -15,7 +27,15 @@ __all__ = [
     "BahdanauDecoder",
     "ContextDecoder",
     "Encoder",
+    "FeedForward",
     "LuongAttention",
     "LuongDecoder",
+    "MultiHeadAttention",
+    "PositionalEncoding",
     "RNNStack",
+    "SharedEmbedding",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
 ]

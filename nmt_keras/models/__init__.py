@@ -2,5 +2,6 @@
 
 from nmt_keras.models.factory import build_model
 from nmt_keras.models.seq2seq import Seq2Seq
+from nmt_keras.models.transformer import Transformer
 
-__all__ = ["Seq2Seq", "build_model"]
+__all__ = ["Seq2Seq", "Transformer", "build_model"]

@@ -149,6 +149,11 @@ class Seq2Seq(keras.Model):
             )
 
     @property
+    def supports_hard_attention(self) -> bool:
+        """Whether `next_fn(..., hard_attention=True)` works: every attention decoder."""
+        return self.has_attention
+
+    @property
     def has_attention(self) -> bool:
         """Whether decoding produces attention weights (False for the fixed context)."""
         return self.model_type != "seq2seq"

@@ -114,6 +114,11 @@ class Transformer(keras.Model):
         )
 
     @property
+    def supports_hard_attention(self) -> bool:
+        """False: multi-head attention has no single alignment to harden."""
+        return False
+
+    @property
     def has_attention(self) -> bool:
         """Whether decoding produces attention weights: always, cross-attention."""
         return True

@@ -26,6 +26,7 @@ from nmt_keras.training.callbacks import (
 )
 from nmt_keras.training.losses import MaskedCrossEntropy
 from nmt_keras.training.metrics import MaskedAccuracy
+from nmt_keras.training.schedules import WarmupInverseSqrt
 from nmt_keras.translator import Translator
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,14 @@ def _callbacks(
     return callbacks
 
 
+def _learning_rate(config: Config) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The constant rate, or the warm-up inverse-sqrt schedule peaking at it."""
+    settings = config.training
+    if settings.warmup_steps is None:
+        return settings.learning_rate
+    return WarmupInverseSqrt(settings.learning_rate, settings.warmup_steps)
+
+
 def train(config: Config, run_dir: str, strategy: str = "default") -> keras.callbacks.History:
     """Trains `config` into `run_dir`, resuming it if an earlier run was interrupted.
 
@@ -254,7 +263,7 @@ def _fit(
         model = build_model(config.model, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
         model.compile(
             optimizer=keras.optimizers.Adam(
-                config.training.learning_rate, clipnorm=config.training.clipnorm
+                _learning_rate(config), clipnorm=config.training.clipnorm
             ),
             loss=MaskedCrossEntropy(PAD_ID, config.training.label_smoothing),
             metrics=[MaskedAccuracy(PAD_ID)],
