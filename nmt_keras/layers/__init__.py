@@ -5,21 +5,15 @@ from nmt_keras.layers.bahdanau_attention import BahdanauAttention
 from nmt_keras.layers.bahdanau_decoder import BahdanauDecoder
 from nmt_keras.layers.context_decoder import ContextDecoder
 from nmt_keras.layers.encoder import Encoder
+from nmt_keras.layers.feed_forward import FeedForward
 from nmt_keras.layers.luong_attention import LuongAttention
 from nmt_keras.layers.luong_decoder import LuongDecoder
 from nmt_keras.layers.multi_head_attention import MultiHeadAttention
 from nmt_keras.layers.positional_encoding import PositionalEncoding
 from nmt_keras.layers.rnn_stack import RNNStack
-from nmt_keras.layers.transformer_decoder import (
-    SharedEmbedding,
-    TransformerDecoder,
-    TransformerDecoderLayer,
-)
-from nmt_keras.layers.transformer_encoder import (
-    FeedForward,
-    TransformerEncoder,
-    TransformerEncoderLayer,
-)
+from nmt_keras.layers.shared_embedding import SharedEmbedding
+from nmt_keras.layers.transformer_decoder import TransformerDecoder, TransformerDecoderLayer
+from nmt_keras.layers.transformer_encoder import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "Attention",

@@ -5,53 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nmt_keras.layers.feed_forward import FeedForward
 from nmt_keras.layers.multi_head_attention import MultiHeadAttention
 from nmt_keras.layers.positional_encoding import PositionalEncoding
 
 #: Layer normalisation epsilon of every Transformer sublayer.
 LAYER_NORM_EPSILON = 1e-6
-
-
-@keras.saving.register_keras_serializable(package="nmt_keras")
-class FeedForward(keras.layers.Layer):
-    """The position-wise feed-forward network (Vaswani et al. 2017, sec. 3.3, eq. 2).
-
-        FFN(x) = max(0, x W_1 + b_1) W_2 + b_2
-
-    Shared by the encoder and decoder layers.
-
-    Args:
-        units: Input and output size d_model.
-        ff_dim: Inner size d_ff.
-
-    Call args:
-        inputs: float `(batch, time, units)`.
-
-    Returns:
-        `(batch, time, units)`.
-    """
-
-    def __init__(self, units: int, ff_dim: int, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.ff_dim = ff_dim
-        self.inner_dense = keras.layers.Dense(ff_dim, activation="relu", name="inner")
-        self.output_dense = keras.layers.Dense(units, name="output")
-
-    def build(self, input_shape):
-        """Builds both linear transformations."""
-        self.inner_dense.build(input_shape)
-        self.output_dense.build((*input_shape[:-1], self.ff_dim))
-
-    def call(self, inputs):
-        """Applies eq. 2 at every position."""
-        return self.output_dense(self.inner_dense(inputs))
-
-    def get_config(self):
-        """Returns the constructor arguments."""
-        config = super().get_config()
-        config.update(units=self.units, ff_dim=self.ff_dim)
-        return config
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")

@@ -3,18 +3,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from nmt_keras.layers.feed_forward import FeedForward
 from nmt_keras.layers.multi_head_attention import MultiHeadAttention, causal_mask
 from nmt_keras.layers.positional_encoding import PositionalEncoding, sinusoidal_positions
-from nmt_keras.layers.transformer_decoder import (
-    SharedEmbedding,
-    TransformerDecoder,
-    TransformerDecoderLayer,
-)
-from nmt_keras.layers.transformer_encoder import (
-    FeedForward,
-    TransformerEncoder,
-    TransformerEncoderLayer,
-)
+from nmt_keras.layers.shared_embedding import SharedEmbedding
+from nmt_keras.layers.transformer_decoder import TransformerDecoder, TransformerDecoderLayer
+from nmt_keras.layers.transformer_encoder import TransformerEncoder, TransformerEncoderLayer
 
 UNITS, HEADS = 8, 2
 DEPTH = UNITS // HEADS

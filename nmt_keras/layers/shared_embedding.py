@@ -1,0 +1,60 @@
+"""One embedding table for a decoder's input tokens and its output projection."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def embedding_initializer(units: int) -> keras.initializers.Initializer:
+    """N(0, units^-0.5): N(0, 1) after the sqrt(units) input scaling."""
+    return keras.initializers.RandomNormal(stddev=units**-0.5)
+
+
+@keras.saving.register_keras_serializable(package="nmt_keras")
+class SharedEmbedding(keras.layers.Layer):
+    """One table for the target input embedding and the output projection.
+
+    Vaswani et al. 2017, sec. 3.4 (after Press & Wolf 2017): the pre-softmax linear
+    transformation is the transposed embedding matrix, logits = x E^T. Create it with
+    `dtype="float32"`, so logits stay float32 under the `"mixed_float16"` policy; the
+    embeddings it looks up are then float32, and the next layer casts them.
+
+    Args:
+        vocab_size: Vocabulary size V.
+        units: Embedding size d_model.
+
+    Call args:
+        inputs: int `(batch, time)` ids, or with `reverse=True` float
+            `(batch, time, units)` features.
+        reverse: Whether to project features to logits instead of looking up ids.
+
+    Returns:
+        `(batch, time, units)` embeddings, or `(batch, time, vocab_size)` logits.
+    """
+
+    def __init__(self, vocab_size: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.units = units
+
+    def build(self, input_shape):
+        """Creates the `(vocab_size, units)` table."""
+        self.embeddings = self.add_weight(
+            shape=(self.vocab_size, self.units),
+            initializer=embedding_initializer(self.units),
+            name="embeddings",
+        )
+
+    def call(self, inputs, reverse=False):
+        """Looks up ids, or projects features to logits; see the class docstring."""
+        if reverse:
+            # (batch, time, units) @ (units, vocab) -> (batch, time, vocab)
+            return ops.matmul(inputs, ops.transpose(self.embeddings))
+        return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, units=self.units)
+        return config
