@@ -89,11 +89,28 @@ def write_warmup_requests(
 
 
 def read_warmup_requests(path: str) -> list[prediction_log_pb2.PredictionLog]:
-    """Parses a warmup TFRecord file into `PredictionLog`s."""
+    """Parses a warmup TFRecord file into `PredictionLog`s, as TF Serving reads it.
+
+    Raises:
+        WarmupError: naming the file or the record, if the file cannot be read, holds more
+            than `MAX_WARMUP_RECORDS` records, or a record is not a `PredictionLog`.
+    """
+    try:
+        records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+    except (tf.errors.OpError, ValueError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WarmupError(f"Cannot read warmup file {path}: {message}") from error
+    if len(records) > MAX_WARMUP_RECORDS:
+        raise WarmupError(
+            f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}"
+        )
     logs = []
-    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    for index, record in enumerate(records):
         log = prediction_log_pb2.PredictionLog()
-        log.ParseFromString(record)
+        try:
+            log.ParseFromString(record)
+        except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends.
+            raise WarmupError(f"Warmup record {index} in {path} is not a PredictionLog") from error
         logs.append(log)
     return logs
 

@@ -17,7 +17,6 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 @dataclass(eq=False)

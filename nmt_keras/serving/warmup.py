@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
-
+from nmt_keras.export.warmup import read_warmup_requests, warmup_path
 from nmt_keras.serving.predict import RequestLimits, run_predict
-from nmt_keras.serving.servable import WARMUP_FILE, Servable
-
-MAX_WARMUP_RECORDS = 1000
+from nmt_keras.serving.servable import Servable
 
 
 def run_warmup(servable: Servable) -> int:
-    """Replays a version's warmup records, if it has any.
+    """Replays a version's warmup records, if it has any, through the server's Predict.
 
     Args:
         servable: The freshly loaded version.
@@ -30,23 +26,11 @@ def run_warmup(servable: Servable) -> int:
     Raises:
         ValueError: A record is malformed, unsupported or fails; or there are too many.
     """
-    path = os.path.join(servable.path, WARMUP_FILE)
+    path = warmup_path(servable.path)
     if not os.path.isfile(path):
         return 0
-    try:
-        records = [bytes(r) for r in tf.data.TFRecordDataset(path).as_numpy_iterator()]
-    except Exception as error:  # noqa: BLE001 - a corrupt file fails the load.
-        raise ValueError(f"Cannot read warmup file {path}: {error}") from error
-    if len(records) > MAX_WARMUP_RECORDS:
-        raise ValueError(
-            f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}"
-        )
-    for index, record in enumerate(records):
-        log = prediction_log_pb2.PredictionLog()
-        try:
-            log.ParseFromString(record)
-        except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends.
-            raise ValueError(f"Warmup record {index} in {path} is not a PredictionLog") from error
+    logs = read_warmup_requests(path)
+    for index, log in enumerate(logs):
         kind = log.WhichOneof("log_type")
         if kind != "predict_log":
             raise ValueError(f"Unsupported log_type for warmup: {kind} (record {index})")
@@ -54,4 +38,4 @@ def run_warmup(servable: Servable) -> int:
             run_predict(servable, log.predict_log.request, RequestLimits())
         except Exception as error:  # noqa: BLE001 - RequestError or anything else.
             raise ValueError(f"Warmup record {index} failed: {error}") from error
-    return len(records)
+    return len(logs)

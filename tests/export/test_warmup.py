@@ -3,6 +3,7 @@ import tensorflow as tf
 
 from nmt_keras.export import ALIGN, SERVING_DEFAULT, WarmupError, check_warmup
 from nmt_keras.export.warmup import (
+    MAX_WARMUP_RECORDS,
     make_warmup_requests,
     read_warmup_requests,
     run_warmup_requests,
@@ -46,3 +47,24 @@ def test_bad_warmup_requests_are_reported(loaded):
 def test_check_warmup_needs_the_warmup_file(tmp_path):
     with pytest.raises(WarmupError, match="tf_serving_warmup_requests"):
         check_warmup(str(tmp_path))
+
+
+def test_unreadable_warmup_files_name_the_file_or_record(tmp_path):
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a tfrecord file at all")
+    with pytest.raises(WarmupError, match="Cannot read warmup file .*garbage"):
+        read_warmup_requests(str(garbage))
+    not_a_log = tmp_path / "not_a_log"
+    with tf.io.TFRecordWriter(str(not_a_log)) as writer:
+        writer.write(b"\xff\xff\xff")
+    with pytest.raises(WarmupError, match="record 0 .* is not a PredictionLog"):
+        read_warmup_requests(str(not_a_log))
+
+
+def test_more_warmup_records_than_tf_serving_reads_are_refused(tmp_path):
+    path = tmp_path / "many"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _ in range(MAX_WARMUP_RECORDS + 1):
+            writer.write(b"")
+    with pytest.raises(WarmupError, match="exceeds the maximum \\(1000\\)"):
+        read_warmup_requests(str(path))
