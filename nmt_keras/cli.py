@@ -84,18 +84,21 @@ def _write_output(path: str | None, lines: Sequence[str]) -> None:
         file.write(text)
 
 
-def _nbest_lines(args: argparse.Namespace, translator, sentences: list[str]) -> list[str]:
+def _moses_nbest(lists: Sequence[Sequence[tuple[str, float]]]) -> list[str]:
     """Moses-style n-best lines: `index ||| translation ||| log-probability`."""
-    from tqdm import tqdm
-
-    show_progress = args.input is not None and sys.stderr.isatty() or args.progress
-    with tqdm(total=len(sentences), disable=not show_progress, unit="sent") as bar:
-        lists = translator.nbest_all(sentences, args.batch_size, progress=bar.update)
     return [
         f"{index} ||| {text} ||| {score:.4f}"
         for index, hypotheses in enumerate(lists)
         for text, score in hypotheses
     ]
+
+
+def _nbest_lines(args: argparse.Namespace, translator, sentences: list[str]) -> list[str]:
+    from tqdm import tqdm
+
+    show_progress = args.input is not None and sys.stderr.isatty() or args.progress
+    with tqdm(total=len(sentences), disable=not show_progress, unit="sent") as bar:
+        return _moses_nbest(translator.nbest_all(sentences, args.batch_size, progress=bar.update))
 
 
 def _translate(args: argparse.Namespace) -> None:
@@ -200,6 +203,11 @@ def _client(args: argparse.Namespace) -> None:
         args.target, args.model_name, args.timeout, max_batch_size=args.batch_size
     ) as client:
         _wait_until_servable(client, args.align is not None, args.wait)
+        if args.n_best:
+            lists = client.nbest(sentences)
+            pairs = [[(t.text, t.score) for t in hypotheses] for hypotheses in lists]
+            _write_output(args.output, _moses_nbest(pairs))
+            return
         translations = client.translate(sentences, align=args.align is not None)
     _write_output(args.output, [translation.text for translation in translations])
     if args.align is None:
@@ -334,7 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--model_name", default="nmt")
     client.add_argument("--input", help="source sentences, one a line (default: stdin)")
     client.add_argument("--output", help="translations (default: stdout)")
-    client.add_argument("--align", metavar="PNG", help="plot the served attention here")
+    served = client.add_mutually_exclusive_group()
+    served.add_argument("--align", metavar="PNG", help="plot the served attention here")
+    served.add_argument(
+        "--n-best",
+        action="store_true",
+        help="print the `nbest` signature's lists (a model exported with --beam-size)",
+    )
     client.add_argument("--timeout", type=float, default=10.0, help="deadline per call (s)")
     client.add_argument("--batch-size", type=int, default=64, help="sentences per request")
     client.add_argument(

@@ -40,6 +40,7 @@ __all__ = ["Alignment", "Client", "ServingError", "Translation"]
 
 DEFAULT_SIGNATURE = "serving_default"
 ALIGN_SIGNATURE = "align"
+NBEST_SIGNATURE = "nbest"
 INPUT_NAME = "text"
 
 # Outputs the client reads from each signature, with the dtype it expects.
@@ -55,7 +56,20 @@ _ALIGN_OUTPUTS = {
     "source_length": types_pb2.DT_INT32,
     "attention": types_pb2.DT_FLOAT,
 }
-_EXPECTED_OUTPUTS = {DEFAULT_SIGNATURE: _TRANSLATION_OUTPUTS, ALIGN_SIGNATURE: _ALIGN_OUTPUTS}
+_NBEST_OUTPUTS = {"translations": types_pb2.DT_STRING, "scores": types_pb2.DT_FLOAT}
+_EXPECTED_OUTPUTS = {
+    DEFAULT_SIGNATURE: _TRANSLATION_OUTPUTS,
+    ALIGN_SIGNATURE: _ALIGN_OUTPUTS,
+    NBEST_SIGNATURE: _NBEST_OUTPUTS,
+}
+# Rank of each output (batch first); the others are vectors.
+_OUTPUT_RANKS = {
+    "source_tokens": 2,
+    "target_tokens": 2,
+    "attention": 3,
+    "translations": 2,
+    "scores": 2,
+}
 
 # Numeric dtypes the decoder understands: numpy dtype (little endian, the wire order of
 # `tensor_content`) and the typed repeated field TensorFlow uses for it.
@@ -239,6 +253,34 @@ class Client:
             ServingError: If a call fails (after retries), the model lacks a signature this
                 client needs, or the server's response is malformed.
         """
+        signature = ALIGN_SIGNATURE if align else DEFAULT_SIGNATURE
+        return self._translate_batches(sentences, signature, self._translations)
+
+    def nbest(self, sentences: Sequence[str]) -> list[list[Translation]]:
+        """The n-best translations of sentences, from a model exported with a beam.
+
+        Args:
+            sentences: Source sentences (a list or tuple of `str`, not a single `str`).
+
+        Returns:
+            For each sentence in order, its n-best `Translation`s (text and
+            log-probability), in the beam's ranking order.
+
+        Raises:
+            TypeError: If `sentences` is a single string or holds something other than
+                strings.
+            ServingError: As `translate`; `FAILED_PRECONDITION` if the model has no `nbest`
+                signature (it was exported without `--beam-size`).
+        """
+        return self._translate_batches(sentences, NBEST_SIGNATURE, self._nbest_lists)
+
+    def _translate_batches(
+        self,
+        sentences: Sequence[str],
+        signature: str,
+        decode_batch: Callable[[dict[str, np.ndarray], int], list[_T]],
+    ) -> list[_T]:
+        """Checks the sentences, sends them in batches of similar length, keeps the order."""
         if isinstance(sentences, (str, bytes)):
             raise TypeError(
                 "Expected a list of sentences. Received: a single "
@@ -253,17 +295,17 @@ class Client:
                 )
         if not sentences:
             return []
-        signature = ALIGN_SIGNATURE if align else DEFAULT_SIGNATURE
         if self.check_signatures:
-            self.check_model(align=align)
+            self._check_signatures([DEFAULT_SIGNATURE, signature])
         # Similar lengths in a batch: less padding and shorter decode loops on the server.
         order = np.argsort([len(sentence) for sentence in sentences], kind="stable")
-        results: list[Translation | None] = [None] * len(sentences)
+        results: list[_T | None] = [None] * len(sentences)
         for start in range(0, len(order), self.max_batch_size):
             indices = order[start : start + self.max_batch_size]
             batch = [sentences[index] for index in indices]
-            for index, translation in zip(indices, self._predict(batch, signature), strict=True):
-                results[index] = translation
+            outputs = self._predict(batch, signature)
+            for index, result in zip(indices, decode_batch(outputs, len(batch)), strict=True):
+                results[index] = result
         return results  # type: ignore[return-value]
 
     def check_model(self, align: bool = False) -> None:
@@ -283,7 +325,12 @@ class Client:
             ServingError: `FAILED_PRECONDITION` naming what is missing or mistyped, or the
                 error of the metadata call (e.g. `NOT_FOUND` for an unknown model).
         """
-        names = [DEFAULT_SIGNATURE, ALIGN_SIGNATURE] if align else [DEFAULT_SIGNATURE]
+        self._check_signatures(
+            [DEFAULT_SIGNATURE, ALIGN_SIGNATURE] if align else [DEFAULT_SIGNATURE]
+        )
+
+    def _check_signatures(self, names: Sequence[str]) -> None:
+        """Checks each of `names` once per client; see `check_model`."""
         with self._lock:
             if all(name in self._checked for name in names):
                 return
@@ -355,7 +402,11 @@ class Client:
         where = f"{self._model_description()} at {self.target}"
         if name not in self._signatures:
             available = ", ".join(sorted(self._signatures)) or "none"
-            hint = " (export the model with alignment outputs)" if name == ALIGN_SIGNATURE else ""
+            hints = {
+                ALIGN_SIGNATURE: " (export the model with alignment outputs)",
+                NBEST_SIGNATURE: " (export the model with --beam-size)",
+            }
+            hint = hints.get(name, "")
             raise ServingError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"{where} has no signature {name!r}{hint}; its signatures: {available}",
@@ -388,8 +439,8 @@ class Client:
                 f"Signature {name!r} of {where} does not fit this client: " + "; ".join(problems),
             )
 
-    def _predict(self, batch: list[str], signature: str) -> list[Translation]:
-        """Translates one batch with one `Predict` call."""
+    def _predict(self, batch: list[str], signature: str) -> dict[str, np.ndarray]:
+        """Runs one `Predict` call and returns the signature's outputs, shapes checked."""
         request = predict_pb2.PredictRequest(model_spec=self._model_spec(signature))
         request.inputs[INPUT_NAME].CopyFrom(_string_tensor(batch))
         output_names = list(_EXPECTED_OUTPUTS[signature])
@@ -403,26 +454,46 @@ class Client:
                     f"The response of signature {signature!r} has no output {output!r}",
                 )
             outputs[output] = _decode(response.outputs[output], output)
-        ranks = {"source_tokens": 2, "target_tokens": 2, "attention": 3}
         for output, value in outputs.items():
-            if value.ndim != ranks.get(output, 1) or value.shape[0] != len(batch):
+            rank = _OUTPUT_RANKS.get(output, 1)
+            if value.ndim != rank or value.shape[0] != len(batch):
                 raise ServingError(
                     grpc.StatusCode.INTERNAL,
                     f"Expected output {output!r} of shape [{len(batch)}"
-                    f"{', ...' * (ranks.get(output, 1) - 1)}]. Received: shape {list(value.shape)}",
+                    f"{', ...' * (rank - 1)}]. Received: shape {list(value.shape)}",
                 )
-        texts = outputs["translation"]
-        scores = outputs["score"]
-        if signature != ALIGN_SIGNATURE:
-            return [
-                Translation(text=_text(text), score=float(score))
-                for text, score in zip(texts, scores, strict=True)
-            ]
+        return outputs
+
+    @staticmethod
+    def _translations(outputs: dict[str, np.ndarray], batch: int) -> list[Translation]:
+        """One `Translation` per sentence, with its alignment when the outputs have one."""
+        aligned = "attention" in outputs
         return [
             Translation(
-                text=_text(texts[i]), score=float(scores[i]), alignment=_alignment(outputs, i)
+                text=_text(outputs["translation"][i]),
+                score=float(outputs["score"][i]),
+                alignment=_alignment(outputs, i) if aligned else None,
             )
-            for i in range(len(batch))
+            for i in range(batch)
+        ]
+
+    @staticmethod
+    def _nbest_lists(outputs: dict[str, np.ndarray], batch: int) -> list[list[Translation]]:
+        """The `(batch, n_best)` translations and scores as one list per sentence."""
+        if outputs["translations"].shape != outputs["scores"].shape:
+            raise ServingError(
+                grpc.StatusCode.INTERNAL,
+                "Expected outputs 'translations' and 'scores' of the same shape. Received: "
+                f"{list(outputs['translations'].shape)} and {list(outputs['scores'].shape)}",
+            )
+        return [
+            [
+                Translation(text=_text(text), score=float(score))
+                for text, score in zip(
+                    outputs["translations"][i], outputs["scores"][i], strict=True
+                )
+            ]
+            for i in range(batch)
         ]
 
 

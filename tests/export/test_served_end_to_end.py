@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from nmt_keras.cli import main
+from nmt_keras.decoding import DecodingOptions
+from nmt_keras.export import export_run
 from nmt_keras.serving import AUTO_PORT, Client, ServerOptions, start_server
 from tests.toy_data import TOY_PAIRS
 
@@ -85,3 +87,25 @@ def test_client_command_with_no_server(tmp_path, capsys):
     args = ["client", "--target", "127.0.0.1:1", "--input", str(source), "--timeout", "2"]
     assert main(args) == 2
     assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_client_command_prints_the_served_nbest_lists(trained_run, tmp_path, capsys):
+    decoding = DecodingOptions(beam_size=3, n_best=2)
+    export_run(trained_run, tmp_path / "beam", decoding=decoding)
+    options = ServerOptions(
+        port=AUTO_PORT, model_name="beam", model_base_path=str(tmp_path / "beam")
+    )
+    sources = [source for source, _ in TOY_PAIRS[:3]]
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"{line}\n" for line in sources), encoding="utf-8")
+    with start_server(options) as running:
+        target = f"127.0.0.1:{running.grpc_port}"
+        args = ["client", "--target", target, "--model_name", "beam", "--input", str(source)]
+        assert main([*args, "--n-best"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    local = trained_run.translator(decoding=decoding).nbest_all(sources)
+    assert lines == [
+        f"{index} ||| {text} ||| {score:.4f}"
+        for index, hypotheses in enumerate(local)
+        for text, score in hypotheses
+    ]

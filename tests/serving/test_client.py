@@ -41,11 +41,15 @@ ALIGN_OUTPUTS = {
 }
 
 
+NBEST_OUTPUTS = {"translations": types_pb2.DT_STRING, "scores": types_pb2.DT_FLOAT}
+
+
 def default_signatures() -> dict:
     text = {"text": types_pb2.DT_STRING}
     return {
         "serving_default": (text, dict(TRANSLATION_OUTPUTS)),
         "align": (text, dict(ALIGN_OUTPUTS)),
+        "nbest": (text, dict(NBEST_OUTPUTS)),
     }
 
 
@@ -76,6 +80,13 @@ def fake_outputs(sentences: list[str]) -> dict[str, np.ndarray]:
         "target_tokens": target_tokens,
         "source_length": np.array([len(w) + 2 for w in words], dtype=np.int32),
         "attention": attention,
+        # Two hypotheses a sentence: upper case, then lower case one point worse.
+        "translations": np.array(
+            [[s.upper().encode(), s.lower().encode()] for s in sentences], dtype=object
+        ).reshape(batch, 2),
+        "scores": np.array([[-len(s), -len(s) - 1] for s in sentences], dtype=np.float32).reshape(
+            batch, 2
+        ),
     }
 
 
@@ -479,3 +490,28 @@ def test_decode_both_encodings_and_constants():
     with pytest.raises(ServingError, match="has 5 values") as info:
         client_lib._decode(bad, "x")
     assert info.value.code == grpc.StatusCode.INTERNAL
+
+
+# -- n-best ----------------------------------------------------------------------------------
+
+
+def test_nbest_lists_keep_order_and_scores(fake):
+    sentences = sentences_of_varied_length(5)
+    with make_client(fake, max_batch_size=2) as client:
+        lists = client.nbest(sentences)
+    assert [[t.text for t in hypotheses] for hypotheses in lists] == [
+        [s.upper(), s.lower()] for s in sentences
+    ]
+    assert [[t.score for t in hypotheses] for hypotheses in lists] == [
+        [-len(s), -len(s) - 1] for s in sentences
+    ]
+    assert {r.model_spec.signature_name for r in fake.predict_requests} == {"nbest"}
+    assert list(fake.predict_requests[0].output_filter) == ["translations", "scores"]
+
+
+def test_nbest_without_the_signature_says_how_to_export(fake):
+    del fake.signatures["nbest"]
+    with make_client(fake) as client, pytest.raises(ServingError) as info:
+        client.nbest(["ein hund"])
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no signature 'nbest' (export the model with --beam-size)" in str(info.value)
