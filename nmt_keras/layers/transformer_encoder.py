@@ -8,6 +8,7 @@ from keras import ops
 from nmt_keras.layers.feed_forward import FeedForward
 from nmt_keras.layers.multi_head_attention import MultiHeadAttention
 from nmt_keras.layers.positional_encoding import PositionalEncoding
+from nmt_keras.layers.shared_embedding import embedding_initializer
 
 #: Layer normalisation epsilon of every Transformer sublayer.
 LAYER_NORM_EPSILON = 1e-6
@@ -123,11 +124,10 @@ class TransformerEncoder(keras.layers.Layer):
         self.ff_dim = ff_dim
         self.num_layers = num_layers
         self.dropout = dropout
-        # N(0, units^-0.5) becomes N(0, 1) after the sqrt(units) scaling.
         self.embedding = keras.layers.Embedding(
             vocab_size,
             units,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=units**-0.5),
+            embeddings_initializer=embedding_initializer(units),
             name="embedding",
         )
         self.positional_encoding = PositionalEncoding(name="positional_encoding")
