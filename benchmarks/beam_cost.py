@@ -40,6 +40,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_tools import log, resolve_path  # noqa: E402
+
 TARGET_RATIO = 0.4
 TARGET_BEAM = 5
 
@@ -79,19 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not os.path.isfile(os.path.join(args.run, "config.yaml")):
         parser.error(f"not a run directory (no config.yaml): {args.run}")
     return args
-
-
-def log(message: str) -> None:
-    """Progress on stderr, so stdout holds only the table."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def resolve_path(path: str) -> str:
-    """A config path: as given (relative to the working directory), else the repo root."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    candidate = os.path.join(REPO_ROOT, path)
-    return candidate if os.path.exists(candidate) else path
 
 
 def read_sentences(path: str, count: int) -> list[str]:

@@ -64,6 +64,8 @@ import traceback
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_tools import log  # noqa: E402
+
 RECIPES = os.path.join(REPO_ROOT, "training", "configs")
 FEEDING = "model.input_feeding=true"
 ITERATIONS_TAG = "evaluation_loss_vs_iterations"
@@ -175,11 +177,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not os.path.isdir(args.data):
         parser.exit(2, f"{parser.prog}: error: data folder not found: {args.data}\n")
     return args
-
-
-def log(message: str) -> None:
-    """Progress on stderr."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def split_path(args, split: str, language: str) -> str:

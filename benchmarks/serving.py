@@ -69,6 +69,8 @@ import tensorflow as tf  # noqa: E402
 from machine import machine_info  # noqa: E402  (benchmarks/ is the script's directory)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_tools import log, resolve_path  # noqa: E402
+
 OURS = "ours"
 TUTORIAL = "tutorial"
 SERVER_LINE = re.compile(r"Running gRPC ModelServer at (\S+):(\d+)")
@@ -129,20 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so stdout holds only the tables."""
-    print(message, file=sys.stderr, flush=True)
-
-
 # ----------------------------------------------------------------------------- data
-
-
-def resolve_path(path: str) -> str:
-    """A config path: as given (relative to the working directory), else the repo root."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    candidate = os.path.join(REPO_ROOT, path)
-    return candidate if os.path.exists(candidate) else path
 
 
 def read_split(files) -> tuple[list[str], list[str]]:

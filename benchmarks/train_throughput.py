@@ -64,6 +64,8 @@ from nmt_keras.training.losses import MaskedCrossEntropy
 from nmt_keras.training.metrics import MaskedAccuracy
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from script_tools import log  # noqa: E402
+
 DEFAULT_DATA = os.path.join(REPO_ROOT, "..", "shared", "data", "multi30k")
 FAMILIES = ("luong", "bahdanau", "seq2seq")
 BASELINE = "tutorial"
@@ -352,10 +354,6 @@ def markdown_table(names: list[str], results: dict) -> str:
             f"| {median['cpu_s_per_step']:.3f} | {ratios['pairs_per_cpu_s']['median']:.2f} |"
         )
     return "\n".join(lines)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
