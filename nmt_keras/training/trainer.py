@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import random
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -178,7 +179,12 @@ def _learning_rate(config: Config) -> float | keras.optimizers.schedules.Learnin
     return WarmupInverseSqrt(settings.learning_rate, settings.warmup_steps)
 
 
-def train(config: Config, run_dir: str, strategy: str = "default") -> keras.callbacks.History:
+def train(
+    config: Config,
+    run_dir: str,
+    strategy: str = "default",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> keras.callbacks.History:
     """Trains `config` into `run_dir`, resuming it if an earlier run was interrupted.
 
     Writes the config and the tokenizers first, then checkpoints every epoch (see
@@ -189,6 +195,8 @@ def train(config: Config, run_dir: str, strategy: str = "default") -> keras.call
         config: The experiment.
         run_dir: Where the run lives.
         strategy: `default` or `mirrored` (`tf.distribute.MirroredStrategy`).
+        callbacks: Extra callbacks, run after the built-in ones (so they see the epoch's
+            `val_bleu` and the checkpoints it wrote).
 
     Returns:
         The Keras `History` of this call.
@@ -210,7 +218,7 @@ def train(config: Config, run_dir: str, strategy: str = "default") -> keras.call
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _fit(config, paths, distribution, train_corpus, valid_corpus)
+        return _fit(config, paths, distribution, train_corpus, valid_corpus, callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -221,6 +229,7 @@ def _fit(
     distribution: tf.distribute.Strategy,
     train_corpus: ParallelCorpus,
     valid_corpus: ParallelCorpus,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
 ) -> keras.callbacks.History:
     """Tokenizers, datasets, model and `model.fit`, under the dtype policy already set."""
     source_tokenizer, target_tokenizer = _tokenizers(paths, config, train_corpus)
@@ -280,7 +289,7 @@ def _fit(
         validation_data=valid_data,
         epochs=config.training.epochs,
         steps_per_epoch=config.training.steps_per_epoch,
-        callbacks=_callbacks(paths, config, translator, valid_corpus),
+        callbacks=[*_callbacks(paths, config, translator, valid_corpus), *extra_callbacks],
         shuffle=False,  # the dataset shuffles itself, with the config's seed
         verbose=2,
     )
