@@ -27,20 +27,13 @@ def greedy_search(
 ) -> SearchResult:
     """Decodes by taking the most probable token at every step.
 
-    The loop is a `tf.while_loop` over `TensorArray`s with core TensorFlow ops only, so it
-    runs eagerly, inside a `tf.function` with unknown batch size and source length, and in a
-    SavedModel served by stock TensorFlow Serving. It stops as soon as every sequence has
-    emitted EOS, or after `max_length` steps. A finished sequence emits PAD; `next_fn` keeps
-    being called on it (with PAD as its input token) and its outputs for that row are ignored.
+    The loop is `token_by_token_search`'s: a `tf.while_loop` of core TensorFlow ops that
+    stock TensorFlow Serving runs, that drops each sequence from the decoding batch once it
+    has emitted EOS and stops when none is left or after `max_length` steps.
 
     Args:
-        next_fn: `next_fn(tokens, state, step) -> (logits, state, attention)`. `tokens` is
-            int32 `(batch,)`, the previously emitted tokens (BOS at step 0); `state` is any
-            `tf.nest` structure of tensors with batch as dimension 0 whose last dimension is
-            constant across steps (the others may change: a decoder cache can grow along
-            time); `step` is an int32 scalar. `logits` is float `(batch, vocab)` of any float
-            dtype; `attention` is float `(batch, src_len)`, or None for every step.
-        initial_state: The `state` passed to `next_fn` at step 0.
+        next_fn: The model's step function (see `nmt_keras.search.next_fn.NextFn`).
+        initial_state: The `state` passed to `next_fn` at step 0, one row per sequence.
         batch_size: int32 scalar, the number of sequences.
         bos_id: Token fed to `next_fn` at step 0.
         eos_id: Token that ends a sequence.

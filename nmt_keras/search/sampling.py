@@ -57,7 +57,7 @@ def sample(
     At each step the token is drawn from `softmax(logits / temperature)`, restricted to the
     `top_k` most probable tokens and renormalised when `top_k > 0` (top-k sampling, Fan et
     al. 2018, "Hierarchical Neural Story Generation"). The loop is the one greedy search
-    runs (see `greedy_search`): same stopping, PAD after EOS, core TensorFlow ops only.
+    runs (`token_by_token_search`): same stopping, PAD after EOS, core TensorFlow ops only.
 
     Args:
         next_fn: `next_fn(tokens, state, step) -> (logits, state, attention)`; see

@@ -15,6 +15,29 @@ from nmt_keras.search.state import state_shape_invariants
 TokenSelector = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
+def _rows_still_decoding(
+    rows: tf.Tensor, tokens: tf.Tensor, state: Any, continuing: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, Any]:
+    """Keeps the `continuing` rows of the decoding batch, and all of them when none ended.
+
+    Args:
+        rows: int32 `(active,)`, the batch row of each decoding sequence.
+        tokens: int32 `(active,)`, the tokens just emitted.
+        state: The `next_fn` state, batch-major.
+        continuing: bool `(active,)`, whether each sequence is still decoding.
+
+    Returns:
+        `(rows, tokens, state)` of the sequences still decoding.
+    """
+
+    def keep_continuing():
+        return tf.nest.map_structure(
+            lambda x: tf.boolean_mask(x, continuing), (rows, tokens, state)
+        )
+
+    return tf.cond(tf.reduce_all(continuing), lambda: (rows, tokens, state), keep_continuing)
+
+
 def token_by_token_search(
     next_fn: NextFn,
     initial_state: Any,
@@ -31,12 +54,18 @@ def token_by_token_search(
     The loop is a `tf.while_loop` over `TensorArray`s with core TensorFlow ops only, so it
     runs eagerly, inside a `tf.function` with unknown batch size and source length, and in a
     SavedModel served by stock TensorFlow Serving. It stops as soon as every sequence has
-    emitted EOS, or after `max_length` steps. A finished sequence emits PAD; `next_fn` keeps
-    being called on it (with PAD as its input token) and its outputs for that row are ignored.
+    emitted EOS, or after `max_length` steps.
+
+    A sequence leaves the decoding batch at the step it emits EOS: its rows are dropped from
+    the state (`tf.boolean_mask`), so `next_fn` only computes the sequences still decoding
+    and a step costs in proportion to them, not to the batch (a batch of short sentences and
+    one long one no longer decodes the long one's length for every row). The outputs are
+    scattered back to the batch rows; finished rows hold PAD.
 
     Args:
-        next_fn: The model's step function (see `nmt_keras.search.next_fn.NextFn`).
-        initial_state: The `state` passed to `next_fn` at step 0.
+        next_fn: The model's step function (see `nmt_keras.search.next_fn.NextFn`). Its
+            `tokens` and `state` have one row per sequence still decoding, in batch order.
+        initial_state: The `state` passed to `next_fn` at step 0, one row per sequence.
         select_tokens: Picks the emitted tokens from the step's log-probabilities.
         batch_size: int32 scalar, the number of sequences.
         bos_id: Token fed to `next_fn` at step 0.
@@ -47,7 +76,7 @@ def token_by_token_search(
     Returns:
         A `SearchResult` with `tokens (batch, time)`, `lengths (batch,)`, `scores (batch,)`
         (the summed log-probabilities of the emitted tokens under `next_fn`'s logits) and
-        `attention (batch, time, src_len)` or None.
+        `attention (batch, time, src_len)` (zero after a row's EOS) or None.
 
     Raises:
         ValueError: If `max_length` is a Python int smaller than 1 or is not a scalar.
@@ -60,46 +89,53 @@ def token_by_token_search(
     # on its first run (the trace, in a graph).
     returns_attention: list[bool] = []
 
-    def cond(step, tokens, state, finished, lengths, scores, token_ta, attention_ta):
+    def cond(step, rows, tokens, state, lengths, scores, token_ta, attention_ta):
         # At least one step runs, so the TensorArrays are never stacked empty (even batch 0).
-        not_done = tf.logical_or(tf.equal(step, 0), tf.logical_not(tf.reduce_all(finished)))
-        return tf.logical_and(step < max_length, not_done)
+        decoding = tf.logical_or(tf.equal(step, 0), tf.size(rows) > 0)
+        return tf.logical_and(step < max_length, decoding)
 
-    def body(step, tokens, state, finished, lengths, scores, token_ta, attention_ta):
+    def body(step, rows, tokens, state, lengths, scores, token_ta, attention_ta):
         logits, state, attention = next_fn(tokens, state, step)
         if not returns_attention:
             returns_attention.append(attention is not None)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (batch, vocab)
-        selected = select_tokens(log_probs, step)  # (batch,)
-        tokens = tf.where(finished, pad_id, selected)
-        selected_log_probs = tf.gather(log_probs, selected, batch_dims=1)  # (batch,)
-        scores += tf.where(finished, 0.0, selected_log_probs)
-        lengths += tf.cast(tf.logical_not(finished), tf.int32)
-        token_ta = token_ta.write(step, tokens)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (active, vocab)
+        tokens = select_tokens(log_probs, step)  # (active,)
+        batch_rows = rows[:, tf.newaxis]  # (active, 1): scatter indices into the batch
+        scores = tf.tensor_scatter_nd_add(
+            scores, batch_rows, tf.gather(log_probs, tokens, batch_dims=1)
+        )
+        lengths = tf.tensor_scatter_nd_add(lengths, batch_rows, tf.ones_like(tokens))
+        token_ta = token_ta.write(
+            step, tf.tensor_scatter_nd_update(tf.fill([batch_size], pad_id), batch_rows, tokens)
+        )
         if attention is not None:
-            # finished (batch,) -> (batch, 1) to broadcast over src_len.
-            attention = tf.where(finished[:, tf.newaxis], 0.0, tf.cast(attention, tf.float32))
-            attention_ta = attention_ta.write(step, attention)
-        finished = tf.logical_or(finished, tf.equal(tokens, eos_id))
-        return step + 1, tokens, state, finished, lengths, scores, token_ta, attention_ta
+            attention = tf.cast(attention, tf.float32)  # (active, src_len)
+            batch_shape = tf.stack([batch_size, tf.shape(attention)[1]])
+            attention_ta = attention_ta.write(
+                step, tf.scatter_nd(batch_rows, attention, batch_shape)
+            )
+        rows, tokens, state = _rows_still_decoding(
+            rows, tokens, state, continuing=tf.not_equal(tokens, eos_id)
+        )
+        return step + 1, rows, tokens, state, lengths, scores, token_ta, attention_ta
 
     loop_vars = (
         tf.constant(0, tf.int32),
+        tf.range(batch_size),
         tf.fill([batch_size], tf.constant(bos_id, tf.int32)),
         initial_state,
-        tf.zeros([batch_size], tf.bool),
         tf.zeros([batch_size], tf.int32),
         tf.zeros([batch_size], tf.float32),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
         tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
     )
-    vector = tf.TensorShape([None])  # (batch,)
+    vector = tf.TensorShape([None])  # (batch,) or (active,)
     flow = tf.TensorShape([])  # A TensorArray's invariant is its scalar flow.
     shape_invariants = (
         tf.TensorShape([]),
         vector,
-        state_shape_invariants(initial_state),
         vector,
+        state_shape_invariants(initial_state),
         vector,
         vector,
         flow,

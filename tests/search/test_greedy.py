@@ -35,20 +35,25 @@ def expected_score(table, choices, length):
 
 
 def table_next_fn(table, attention_table=None, calls=None):
+    """Looks the logits up by (step, batch row); the state carries each row's batch row."""
     table = tf.convert_to_tensor(table)
     steps = tf.shape(table)[0]
 
     def next_fn(tokens, state, step):
         if calls is not None:
-            calls.append(int(step))
+            calls.append((int(step), state["row"].numpy().tolist()))
         index = tf.minimum(step, steps - 1)
-        attention = None if attention_table is None else tf.gather(attention_table, index)
-        return tf.gather(table, index), state, attention
+        logits = tf.gather(tf.gather(table, index), state["row"])
+        attention = None
+        if attention_table is not None:
+            attention = tf.gather(tf.gather(attention_table, index), state["row"])
+        return logits, state, attention
 
     return next_fn
 
 
-def search(next_fn, batch, max_length=10, state=()):
+def search(next_fn, batch, max_length=10, state=None):
+    state = {"row": tf.range(batch)} if state is None else state
     return greedy_search(
         next_fn, state, batch_size=batch, bos_id=BOS, eos_id=EOS, pad_id=PAD, max_length=max_length
     )
@@ -61,7 +66,8 @@ def test_tokens_lengths_scores_and_early_stop():
     calls = []
     result = search(table_next_fn(table, calls=calls), batch=2)
     assert isinstance(result, SearchResult)
-    assert calls == [0, 1, 2]
+    # Row 1 leaves the decoding batch once it has emitted EOS.
+    assert calls == [(0, [0, 1]), (1, [0, 1]), (2, [0])]
     np.testing.assert_array_equal(result.tokens, [[3, 4, EOS], [5, EOS, PAD]])
     np.testing.assert_array_equal(result.lengths, [3, 2])
     assert result.tokens.dtype == tf.int32 and result.lengths.dtype == tf.int32
@@ -85,7 +91,10 @@ def test_hand_computed_score():
 def test_pad_after_eos_for_rows_finishing_at_different_steps():
     choices = [[EOS, 3, 3, 3], [3, 3, 3, EOS], [4, EOS, 4, 4]]
     table = make_table(choices, seed=1)
-    result = search(table_next_fn(table), batch=3)
+    calls = []
+    result = search(table_next_fn(table, calls=calls), batch=3)
+    # Only the rows still decoding are computed, in batch order.
+    assert calls == [(0, [0, 1, 2]), (1, [1, 2]), (2, [1]), (3, [1])]
     np.testing.assert_array_equal(
         result.tokens, [[EOS, PAD, PAD, PAD], [3, 3, 3, EOS], [4, EOS, PAD, PAD]]
     )
