@@ -133,6 +133,42 @@ def _settled(
     return finished.scores[:, -1] >= best_reachable_score
 
 
+def _sentences_still_searching(
+    searching: tf.Tensor,
+    sentences: tf.Tensor,
+    alive: _Hypotheses,
+    tokens: tf.Tensor,
+    state: Any,
+    beam_size: int,
+) -> tuple[tf.Tensor, _Hypotheses, tf.Tensor, Any]:
+    """Drops the settled sentences from the search, and nothing when none settled.
+
+    Args:
+        searching: bool `(active,)`, whether each sentence is still searching.
+        sentences: int32 `(active,)`, the batch index of each searching sentence.
+        alive: Their alive beams, `(active, beam, ...)`.
+        tokens: int32 `(active * beam,)`, the alive hypotheses' last tokens.
+        state: The `next_fn` state, `active * beam` rows, the beams of a sentence adjacent.
+        beam_size: Alive hypotheses per sentence.
+
+    Returns:
+        `(sentences, alive, tokens, state)` of the sentences still searching.
+    """
+
+    def keep_searching():
+        rows = tf.repeat(searching, beam_size)  # (active * beam,)
+        return (
+            tf.boolean_mask(sentences, searching),
+            tf.nest.map_structure(lambda x: tf.boolean_mask(x, searching), alive),
+            tf.boolean_mask(tokens, rows),
+            tf.nest.map_structure(lambda x: tf.boolean_mask(x, rows), state),
+        )
+
+    return tf.cond(
+        tf.reduce_all(searching), lambda: (sentences, alive, tokens, state), keep_searching
+    )
+
+
 def _validate(
     beam_size: int,
     n_best: int,
@@ -190,9 +226,11 @@ def beam_search(
     with `|Y|` counting the EOS, and the best `n_best` are kept. A sentence is settled once
     its `n_best`-th finished score is at least the best score an alive hypothesis can still
     reach: its log-probability only decreases, `lp` is largest at `max_length` when
-    `alpha > 0`, and `cp <= 0`; the search stops when every sentence is settled (the result
-    is the same as when running to `max_length`), or after `max_length` steps, when alive
-    hypotheses (of length `max_length`, without EOS) compete with the finished ones.
+    `alpha > 0`, and `cp <= 0`. A settled sentence leaves the search (the result is the same
+    as when running it to `max_length`): its alive beam and its rows of the state are dropped,
+    so `next_fn` only computes the sentences still searching. The search stops when none is
+    left, or after `max_length` steps, when alive hypotheses (of length `max_length`, without
+    EOS) compete with the finished ones.
 
     The state is tiled to `batch * beam_size` rows (the beams of a sentence adjacent) and
     every tensor of it is reordered by the chosen parent beams at every step. The loop is a
@@ -201,8 +239,8 @@ def beam_search(
     TensorFlow Serving.
 
     Args:
-        next_fn: `next_fn(tokens, state, step) -> (logits, state, attention)`, called on
-            `batch * beam_size` rows; see `greedy_search`.
+        next_fn: The model's step function (see `nmt_keras.search.next_fn.NextFn`), called
+            on `beam_size` rows for each sentence still searching.
         initial_state: The `state` of the `batch_size` sentences at step 0 (not tiled).
         batch_size: int32 scalar, the number of sentences.
         beam_size: Alive hypotheses kept per sentence, >= 1.
@@ -238,11 +276,18 @@ def beam_search(
     # The most favourable length penalty an alive hypothesis can still get.
     best_length_penalty = gnmt_length_penalty(max_length, length_penalty)
 
-    def score(log_probs: tf.Tensor, lengths: tf.Tensor, attention: tf.Tensor) -> tf.Tensor:
-        """GNMT scores `(batch, hypotheses)` of hypotheses with `attention (b, h, t, s)`."""
+    def score(
+        log_probs: tf.Tensor, lengths: tf.Tensor, attention: tf.Tensor, sentences: tf.Tensor
+    ) -> tf.Tensor:
+        """GNMT scores `(active, hypotheses)` of the hypotheses of `sentences (active,)`.
+
+        `attention` is `(active, hypotheses, time, src_len)`.
+        """
         scores = log_probs / gnmt_length_penalty(lengths, length_penalty)
         if coverage_penalty > 0:
-            source_mask = tf.sequence_mask(source_lengths, tf.shape(attention)[-1])
+            source_mask = tf.sequence_mask(
+                tf.gather(source_lengths, sentences), tf.shape(attention)[-1]
+            )
             scores += gnmt_coverage_penalty(attention, source_mask, coverage_penalty)
         return scores
 
@@ -250,13 +295,29 @@ def beam_search(
     # on its first run (the trace, in a graph).
     returns_attention: list[bool] = []
 
-    def cond(step, tokens, state, alive, finished):
-        settled = _settled(alive, finished, best_length_penalty)
-        # At least one step runs, so every output has a time step (even batch 0).
-        not_done = tf.logical_or(tf.equal(step, 0), tf.logical_not(tf.reduce_all(settled)))
-        return tf.logical_and(step < max_length, not_done)
+    def merge_finished(finished, sentences, candidates):
+        """Keeps each decoding sentence's n-best of its finished list and `candidates`."""
+        rows = sentences[:, tf.newaxis]  # (active, 1): scatter indices into the batch
+        own = tf.nest.map_structure(lambda x: tf.gather(x, sentences), finished)
+        merged = _concat(own, candidates)
+        merged = _top(merged, merged.scores, n_best)
+        # Without attention the (batch, n_best, 0, 0) history is empty: nothing to scatter.
+        fields = _Hypotheses._fields if returns_attention[0] else _Hypotheses._fields[:-1]
+        return finished._replace(
+            **{
+                name: tf.tensor_scatter_nd_update(
+                    getattr(finished, name), rows, getattr(merged, name)
+                )
+                for name in fields
+            }
+        )
 
-    def body(step, tokens, state, alive, finished):
+    def cond(step, sentences, tokens, state, alive, finished):
+        # At least one step runs, so every output has a time step (even batch 0).
+        decoding = tf.logical_or(tf.equal(step, 0), tf.size(sentences) > 0)
+        return tf.logical_and(step < max_length, decoding)
+
+    def body(step, sentences, tokens, state, alive, finished):
         logits, state, attention = next_fn(tokens, state, step)
         if not returns_attention:
             returns_attention.append(attention is not None)
@@ -265,21 +326,19 @@ def beam_search(
                 "Expected a next_fn that returns attention when coverage_penalty > 0. "
                 f"Received: attention=None, coverage_penalty={coverage_penalty}"
             )
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (batch*beam, V)
+        active = tf.shape(sentences)[0]
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)  # (active*beam, V)
         top_log_probs, parents, new_tokens = _top_extensions(alive.log_probs, log_probs)
 
         alive_attention, finished_attention = alive.attention, finished.attention
         if attention is not None:
-            # Histories start as (batch, hypotheses, 0, 0): give them the source length.
+            # Histories start as (sentences, hypotheses, 0, 0): give them the source length.
             src_len = tf.shape(attention)[-1]
             step_attention = tf.reshape(
-                tf.cast(attention, tf.float32), [batch_size, beam_size, 1, src_len]
+                tf.cast(attention, tf.float32), [active, beam_size, 1, src_len]
             )
             alive_attention = tf.concat(
-                [
-                    tf.reshape(alive_attention, [batch_size, beam_size, step, src_len]),
-                    step_attention,
-                ],
+                [tf.reshape(alive_attention, [active, beam_size, step, src_len]), step_attention],
                 axis=2,
             )
             finished_attention = tf.pad(
@@ -295,39 +354,46 @@ def beam_search(
             ),
             lengths=candidate_lengths,
             log_probs=top_log_probs,
-            scores=score(top_log_probs, candidate_lengths, candidate_attention),
+            scores=score(top_log_probs, candidate_lengths, candidate_attention, sentences),
             attention=candidate_attention,
         )
 
-        ends = tf.equal(new_tokens, eos_id)  # (batch, 2 * beam)
+        ends = tf.equal(new_tokens, eos_id)  # (active, 2 * beam)
         within_beam = tf.range(2 * beam_size) < beam_size  # (2 * beam,)
         finishes = tf.logical_and(ends, within_beam)
-        finished = _concat(
-            finished._replace(
-                tokens=tf.pad(finished.tokens, [[0, 0], [0, 0], [0, 1]], constant_values=pad_id),
-                attention=finished_attention,
-            ),
+        finished = finished._replace(
+            tokens=tf.pad(finished.tokens, [[0, 0], [0, 0], [0, 1]], constant_values=pad_id),
+            attention=finished_attention,
+        )
+        finished = merge_finished(
+            finished,
+            sentences,
             candidates._replace(
                 log_probs=tf.where(finishes, candidates.log_probs, _NEG_INF),
                 scores=tf.where(finishes, candidates.scores, _NEG_INF),
             ),
         )
-        finished = _top(finished, finished.scores, n_best)
 
         continuing = candidates._replace(
             log_probs=tf.where(ends, _NEG_INF, candidates.log_probs),
             scores=tf.where(ends, _NEG_INF, candidates.scores),
         )
-        alive_choice = tf.math.top_k(continuing.log_probs, k=beam_size).indices  # (batch, beam)
+        alive_choice = tf.math.top_k(continuing.log_probs, k=beam_size).indices  # (active, beam)
         alive = _gather(continuing, alive_choice)
         parent_rows = _state_rows(tf.gather(parents, alive_choice, batch_dims=1))
         state = tf.nest.map_structure(lambda x: tf.gather(x, parent_rows), state)
-        tokens = tf.reshape(alive.tokens[:, :, -1], [batch_size * beam_size])
-        return step + 1, tokens, state, alive, finished
+        tokens = tf.reshape(alive.tokens[:, :, -1], [active * beam_size])
+        own_finished = tf.nest.map_structure(lambda x: tf.gather(x, sentences), finished)
+        searching = tf.logical_not(_settled(alive, own_finished, best_length_penalty))
+        sentences, alive, tokens, state = _sentences_still_searching(
+            searching, sentences, alive, tokens, state, beam_size
+        )
+        return step + 1, sentences, tokens, state, alive, finished
 
     first_beam_only = tf.where(tf.range(beam_size) == 0, 0.0, _NEG_INF)  # (beam,)
     loop_vars = (
         tf.constant(0, tf.int32),
+        tf.range(batch_size),
         tf.fill([batch_size * beam_size], tf.constant(bos_id, tf.int32)),
         initial_state,
         _empty_hypotheses(batch_size, beam_size, first_beam_only),
@@ -336,17 +402,17 @@ def beam_search(
     shape_invariants = (
         tf.TensorShape([]),
         tf.TensorShape([None]),
+        tf.TensorShape([None]),
         state_shape_invariants(initial_state),
         _hypotheses_invariants(beam_size),
         _hypotheses_invariants(n_best),
     )
-    _, _, _, alive, finished = tf.while_loop(
+    _, sentences, _, _, alive, finished = tf.while_loop(
         cond, body, loop_vars, shape_invariants=shape_invariants
     )
-    # Alive hypotheses compete only when max_length cut them off; a settled sentence's
-    # finished scores are at least theirs, and win ties.
-    nbest = _concat(finished, alive)
-    nbest = _top(nbest, nbest.scores, n_best)
+    # Alive hypotheses remain only where max_length cut a search off; there they compete
+    # with the finished ones, which win ties.
+    nbest = merge_finished(finished, sentences, alive)
 
     nbest_time = tf.maximum(tf.reduce_max(nbest.lengths), 1)
     best_lengths = nbest.lengths[:, 0]

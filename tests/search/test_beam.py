@@ -30,6 +30,7 @@ class MarkovModel:
         self.logits = np.asarray(logits, np.float32)
         self.attention = None if attention is None else np.asarray(attention, np.float32)
         self.calls = 0
+        self.rows_per_call = []  # eager calls only: the number of state rows computed
 
     @property
     def batch(self):
@@ -40,6 +41,8 @@ class MarkovModel:
 
     def next_fn(self, tokens, state, step):
         self.calls += 1
+        if tf.executing_eagerly():
+            self.rows_per_call.append(int(tf.size(tokens)))
         steps = self.logits.shape[0]
         index = tf.stack(
             [tf.fill(tf.shape(tokens), tf.minimum(step, steps - 1)), state["sentence"], tokens],
@@ -288,6 +291,9 @@ def test_early_stop_gives_the_result_of_a_run_to_max_length(alpha, beta, monkeyp
     early = run_beam(model, **kwargs)
     early_calls = model.calls
     assert early_calls < max_length
+    # Settled sentences leave the search: later steps compute fewer than 3 * 3 rows.
+    assert model.rows_per_call[0] == 9 and min(model.rows_per_call) in (3, 6)
+    assert model.rows_per_call == sorted(model.rows_per_call, reverse=True)
     monkeypatch.setattr(
         beam_module,
         "_settled",
