@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import random
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -284,12 +285,17 @@ def _fit(
         max_source_length=max_length,
         max_decode_length=config.training.max_decode_length,
     )
-    return model.fit(
-        train_data,
-        validation_data=valid_data,
-        epochs=config.training.epochs,
-        steps_per_epoch=config.training.steps_per_epoch,
-        callbacks=[*_callbacks(paths, config, translator, valid_corpus), *extra_callbacks],
-        shuffle=False,  # the dataset shuffles itself, with the config's seed
-        verbose=2,
-    )
+    with warnings.catch_warnings():
+        # Bucketed datasets have unknown length, so Keras learns an epoch's end from the
+        # iterator running out and warns each time; the training data repeats whenever
+        # steps_per_epoch is set, so running out is always the expected end of a pass.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return model.fit(
+            train_data,
+            validation_data=valid_data,
+            epochs=config.training.epochs,
+            steps_per_epoch=config.training.steps_per_epoch,
+            callbacks=[*_callbacks(paths, config, translator, valid_corpus), *extra_callbacks],
+            shuffle=False,  # the dataset shuffles itself, with the config's seed
+            verbose=2,
+        )
