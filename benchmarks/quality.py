@@ -160,7 +160,8 @@ def main(argv=None) -> int:
         print(f"quality.py: error: {run_dir} exists; remove it or pass --run-dir", file=sys.stderr)
         return 2
 
-    snapshots = BestSnapshots(RunPaths(run_dir), config.training.monitor)
+    paths = RunPaths(run_dir)
+    snapshots = BestSnapshots(paths, config.training.monitor)
     start = time.monotonic()
     history = train(config, run_dir, callbacks=[snapshots])
     train_minutes = (time.monotonic() - start) / 60.0
@@ -203,7 +204,7 @@ def main(argv=None) -> int:
         milestones.append(
             {"minutes": minutes, **snapshot.description(), "test": args.test, **test_scores()}
         )
-    run.model.load_weights(RunPaths(run_dir).checkpoint("best"))
+    run.model.load_weights(paths.checkpoint("best"))
     results = {
         "recipe": args.recipe,
         "overrides": args.set,

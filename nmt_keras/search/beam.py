@@ -296,14 +296,19 @@ def beam_search(
     returns_attention: list[bool] = []
 
     def merge_finished(finished, sentences, candidates):
-        """Keeps each decoding sentence's n-best of its finished list and `candidates`."""
+        """Keeps each decoding sentence's n-best of its finished list and `candidates`.
+
+        Returns:
+            `(finished, merged)`: the batch's finished lists with the decoding sentences'
+            updated, and those sentences' own new lists, `(active, n_best, ...)`.
+        """
         rows = sentences[:, tf.newaxis]  # (active, 1): scatter indices into the batch
         own = tf.nest.map_structure(lambda x: tf.gather(x, sentences), finished)
         merged = _concat(own, candidates)
         merged = _top(merged, merged.scores, n_best)
         # Without attention the (batch, n_best, 0, 0) history is empty: nothing to scatter.
         fields = _Hypotheses._fields if returns_attention[0] else _Hypotheses._fields[:-1]
-        return finished._replace(
+        finished = finished._replace(
             **{
                 name: tf.tensor_scatter_nd_update(
                     getattr(finished, name), rows, getattr(merged, name)
@@ -311,6 +316,7 @@ def beam_search(
                 for name in fields
             }
         )
+        return finished, merged
 
     def cond(step, sentences, tokens, state, alive, finished):
         # At least one step runs, so every output has a time step (even batch 0).
@@ -365,7 +371,7 @@ def beam_search(
             tokens=tf.pad(finished.tokens, [[0, 0], [0, 0], [0, 1]], constant_values=pad_id),
             attention=finished_attention,
         )
-        finished = merge_finished(
+        finished, own_finished = merge_finished(
             finished,
             sentences,
             candidates._replace(
@@ -383,7 +389,6 @@ def beam_search(
         parent_rows = _state_rows(tf.gather(parents, alive_choice, batch_dims=1))
         state = tf.nest.map_structure(lambda x: tf.gather(x, parent_rows), state)
         tokens = tf.reshape(alive.tokens[:, :, -1], [active * beam_size])
-        own_finished = tf.nest.map_structure(lambda x: tf.gather(x, sentences), finished)
         searching = tf.logical_not(_settled(alive, own_finished, best_length_penalty))
         sentences, alive, tokens, state = _sentences_still_searching(
             searching, sentences, alive, tokens, state, beam_size
@@ -412,7 +417,7 @@ def beam_search(
     )
     # Alive hypotheses remain only where max_length cut a search off; there they compete
     # with the finished ones, which win ties.
-    nbest = merge_finished(finished, sentences, alive)
+    nbest, _ = merge_finished(finished, sentences, alive)
 
     nbest_time = tf.maximum(tf.reduce_max(nbest.lengths), 1)
     best_lengths = nbest.lengths[:, 0]
