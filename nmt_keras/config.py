@@ -254,6 +254,9 @@ class TrainingConfig:
         warmup_steps: Warm the rate up linearly over this many steps, then decay it with
             the inverse square root of the step (Vaswani et al. 2017, eq. 3); None keeps
             it constant.
+        lr_decay: `cosine` anneals the rate to zero along a half cosine over the
+            wall-clock budget `max_minutes` (after the linear warm-up when
+            `warmup_steps` is set, replacing its inverse-sqrt decay); `none` leaves it.
         clipnorm: Gradient norm clipping (None: off).
         label_smoothing: Label smoothing of the cross-entropy.
         early_stopping_patience: Epochs without improvement of `monitor` before stopping
@@ -270,6 +273,7 @@ class TrainingConfig:
     steps_per_epoch: int | None = None
     learning_rate: float = 1e-3
     warmup_steps: int | None = None
+    lr_decay: Literal["none", "cosine"] = "none"
     clipnorm: float | None = 1.0
     label_smoothing: float = 0.1
     early_stopping_patience: int | None = 3
@@ -291,6 +295,11 @@ class TrainingConfig:
             raise ConfigError(
                 f"Expected {path}.bleu_samples >= 0. Received: {path}.bleu_samples="
                 f"{self.bleu_samples}"
+            )
+        if self.lr_decay == "cosine" and self.max_minutes is None:
+            raise ConfigError(
+                f"Expected {path}.max_minutes to be set when {path}.lr_decay=cosine "
+                "(the rate decays over the budget)."
             )
         if self.monitor == "val_bleu" and self.bleu_samples == 0:
             raise ConfigError(f"Expected {path}.bleu_samples > 0 when {path}.monitor=val_bleu.")

@@ -231,6 +231,8 @@ def test_section_must_be_a_mapping():
         ("training", {"bleu_samples": -1}, r"training\.bleu_samples >= 0"),
         ("training", {"monitor": "val_bleu", "bleu_samples": 0}, r"bleu_samples > 0"),
         ("training", {"max_minutes": 0}, r"training\.max_minutes"),
+        ("training", {"lr_decay": "cosine"}, r"training\.max_minutes to be set"),
+        ("training", {"lr_decay": "linear"}, r"training\.lr_decay"),
         ("training", {"max_decode_length": 0}, r"training\.max_decode_length"),
     ],
 )

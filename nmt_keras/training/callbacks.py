@@ -129,6 +129,71 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class CosineBudgetDecay(keras.callbacks.Callback):
+    """Anneals the learning rate to zero along a half cosine over a wall-clock budget.
+
+    The cosine schedule of Loshchilov & Hutter 2017 (SGDR, eq. 5, one cycle, eta_min = 0),
+    with time in place of steps:
+
+        lr(t) = peak * 0.5 * (1 + cos(pi * min(t / T, 1)))
+
+    where t is the time since training began and T the budget, so a run ends at a rate of
+    zero whatever the machine's speed and whatever its validation costs. With
+    `warmup_steps`, the rate is also multiplied by min(1, step / warmup_steps) (step
+    counted from 1), the linear warm-up of Vaswani et al. 2017, sec. 5.3.
+
+    The rate is set before every batch, so the run is not bit-reproducible across
+    machines of different speeds. Adds `learning_rate` (the rate at the epoch's end) to
+    the epoch logs.
+
+    Args:
+        peak_learning_rate: The rate at t = 0 (after the warm-up), > 0.
+        minutes: The budget T, > 0.
+        warmup_steps: Steps of linear warm-up (None: none).
+
+    Raises:
+        ValueError: If `peak_learning_rate`, `minutes` or `warmup_steps` is not positive.
+    """
+
+    def __init__(self, peak_learning_rate: float, minutes: float, warmup_steps: int | None = None):
+        super().__init__()
+        for name, value in (
+            ("peak_learning_rate", peak_learning_rate),
+            ("minutes", minutes),
+            ("warmup_steps", 1 if warmup_steps is None else warmup_steps),
+        ):
+            if value <= 0:
+                raise ValueError(f"Expected {name} > 0. Received: {name}={value}")
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.seconds = minutes * 60.0
+        self.warmup_steps = warmup_steps
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        """Starts the clock."""
+        self.start = time.monotonic()
+
+    def learning_rate(self, seconds: float, step: int) -> float:
+        """The rate `seconds` into the budget at the 1-based optimizer `step`."""
+        progress = min(seconds / self.seconds, 1.0)
+        rate = self.peak_learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.warmup_steps is not None:
+            rate *= min(1.0, step / self.warmup_steps)
+        return rate
+
+    def on_train_batch_begin(self, batch, logs=None):
+        """Sets the rate for this batch."""
+        step = int(self.model.optimizer.iterations.numpy()) + 1
+        self.model.optimizer.learning_rate = self.learning_rate(time.monotonic() - self.start, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Logs the current rate."""
+        if logs is not None:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+
+
 class AttentionImage(keras.callbacks.Callback):
     """Logs the attention heatmap of one fixed sentence to TensorBoard after every epoch.
 

@@ -23,6 +23,7 @@ from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
 from nmt_keras.training.callbacks import (
     AttentionImage,
     BleuCallback,
+    CosineBudgetDecay,
     TimeBudget,
     WeightsCheckpoint,
 )
@@ -165,6 +166,10 @@ def _callbacks(
         )
     if settings.max_minutes:
         callbacks.append(TimeBudget(settings.max_minutes))
+    if settings.lr_decay == "cosine":
+        callbacks.append(
+            CosineBudgetDecay(settings.learning_rate, settings.max_minutes, settings.warmup_steps)
+        )
     callbacks.append(keras.callbacks.TensorBoard(paths.logs))
     if translator.model.has_attention and len(valid):
         callbacks.append(AttentionImage(translator, valid.sources[0], paths.logs))
@@ -173,9 +178,13 @@ def _callbacks(
 
 
 def _learning_rate(config: Config) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """The constant rate, or the warm-up inverse-sqrt schedule peaking at it."""
+    """The constant rate, or the warm-up inverse-sqrt schedule peaking at it.
+
+    Under `lr_decay: cosine` the optimizer starts from the constant rate and
+    `CosineBudgetDecay` sets it before every batch.
+    """
     settings = config.training
-    if settings.warmup_steps is None:
+    if settings.warmup_steps is None or settings.lr_decay == "cosine":
         return settings.learning_rate
     return WarmupInverseSqrt(settings.learning_rate, settings.warmup_steps)
 

@@ -10,6 +10,7 @@ from nmt_keras.training import callbacks as callbacks_module
 from nmt_keras.training.callbacks import (
     AttentionImage,
     BleuCallback,
+    CosineBudgetDecay,
     TimeBudget,
     WeightsCheckpoint,
 )
@@ -243,6 +244,62 @@ def test_time_budget_stops_fit_after_the_batch_that_spends_it():
         callbacks=[TimeBudget(minutes=60.0)],
     )
     assert len(history.history["loss"]) == 2
+
+
+def test_cosine_budget_decay_follows_the_half_cosine_of_the_budget():
+    decay = CosineBudgetDecay(peak_learning_rate=0.004, minutes=10.0)
+    assert decay.learning_rate(0.0, step=1) == pytest.approx(0.004)
+    assert decay.learning_rate(150.0, step=9) == pytest.approx(0.004 * 0.5 * (1 + 2**-0.5))
+    assert decay.learning_rate(300.0, step=9) == pytest.approx(0.002)
+    assert decay.learning_rate(600.0, step=9) == pytest.approx(0.0)
+    assert decay.learning_rate(900.0, step=9) == pytest.approx(0.0)  # past the budget
+
+
+def test_cosine_budget_decay_warms_up_linearly_first():
+    decay = CosineBudgetDecay(peak_learning_rate=0.004, minutes=10.0, warmup_steps=4)
+    assert [decay.learning_rate(0.0, step) for step in (1, 2, 4, 8)] == pytest.approx(
+        [0.001, 0.002, 0.004, 0.004]
+    )
+    assert decay.learning_rate(300.0, step=2) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(peak_learning_rate=0.0, minutes=1.0), "peak_learning_rate > 0"),
+        (dict(peak_learning_rate=1e-3, minutes=0.0), "minutes > 0"),
+        (dict(peak_learning_rate=1e-3, minutes=1.0, warmup_steps=0), "warmup_steps > 0"),
+    ],
+)
+def test_cosine_budget_decay_rejects_non_positive_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        CosineBudgetDecay(**arguments)
+
+
+def test_cosine_budget_decay_sets_the_rate_of_every_batch_during_fit(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    rates = []
+
+    def record_rate_and_tick(batch, logs):
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        clock.now += 15.0
+
+    history = model.fit(
+        np.ones((8, 3), "float32"),
+        np.zeros((8, 2), "float32"),
+        batch_size=2,
+        epochs=1,
+        verbose=0,
+        callbacks=[
+            CosineBudgetDecay(peak_learning_rate=1.0, minutes=1.0),
+            keras.callbacks.LambdaCallback(on_train_batch_end=record_rate_and_tick),
+        ],
+    )
+    assert rates == pytest.approx([1.0, 0.5 * (1 + 2**-0.5), 0.5, 0.5 * (1 - 2**-0.5)])
+    assert history.history["learning_rate"] == pytest.approx([0.5 * (1 - 2**-0.5)])
 
 
 class FixedAlignment:

@@ -180,6 +180,26 @@ def test_resuming_with_another_model_is_refused(toy_corpus, tmp_path, capsys):
     assert "model.units=32" in capsys.readouterr().err
 
 
+def test_cosine_decay_over_the_budget_replaces_the_warmup_schedule(toy_corpus, tmp_path):
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    args = tiny_train_args(
+        source,
+        target,
+        run_dir,
+        "training.epochs=2",
+        "training.learning_rate=0.01",
+        "training.warmup_steps=1000",
+        "training.lr_decay=cosine",
+        "training.max_minutes=600",
+    )
+    assert main(args) == 0
+    with open(run_dir / "history.csv", encoding="utf-8") as file:
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(file)]
+    assert len(rates) == 2
+    assert 0 < rates[0] < rates[1] < 0.01, "still warming up, a little below the peak"
+
+
 @pytest.mark.parametrize("model_type", ["seq2seq", "luong"])
 def test_other_families_train_with_mixed_precision(toy_corpus, tmp_path, model_type):
     import keras
