@@ -143,8 +143,9 @@ class CosineBudgetDecay(keras.callbacks.Callback):
     counted from 1), the linear warm-up of Vaswani et al. 2017, sec. 5.3.
 
     The rate is set before every batch, so the run is not bit-reproducible across
-    machines of different speeds. Adds `learning_rate` (the rate at the epoch's end) to
-    the epoch logs.
+    machines of different speeds. As with `TimeBudget`, the clock starts with each `fit`
+    call, so a resumed run anneals over a fresh budget. Adds `learning_rate` (the rate at
+    the epoch's end) to the epoch logs.
 
     Args:
         peak_learning_rate: The rate at t = 0 (after the warm-up), > 0.
