@@ -472,12 +472,13 @@ def run_family(args, family: Family, test: tuple[list, list]) -> dict:
         config = Config.from_yaml(recipe, settings["overrides"])
     except ConfigError as error:
         return {"skipped": f"invalid config: {error}"}
+    settings["config"] = config.to_dict()  # An edited recipe invalidates stored results.
     results_path = os.path.join(args.runs_dir, f"{family.name}.json")
     run_dir = os.path.join(args.runs_dir, family.name)
     stored = None if args.force else read_json(results_path)
     if stored is not None and stored["train_settings"] != settings:
         raise SystemExit(
-            f"compare.py: error: {results_path} was trained with another recipe, budget, "
+            f"compare.py: error: {results_path} was trained with another config, budget, "
             "data or --set; pass --force to retrain or use another --runs-dir"
         )
     if stored is None:
