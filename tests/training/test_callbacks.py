@@ -220,29 +220,27 @@ def test_time_budget_stops_once_spent(monkeypatch):
     assert model.stop_training is True
 
 
+def fit_four_batches(model, epochs, callbacks):
+    """Fits `model` for `epochs` epochs of four batches of two rows."""
+    return model.fit(
+        np.ones((8, 3), "float32"),
+        np.zeros((8, 2), "float32"),
+        batch_size=2,
+        epochs=epochs,
+        verbose=0,
+        callbacks=callbacks,
+    )
+
+
 def test_time_budget_stops_fit_after_the_batch_that_spends_it():
     model = tiny_model()
     model.compile(optimizer="sgd", loss="mse")
     batches = []
     counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b))
-    history = model.fit(
-        np.ones((8, 3), "float32"),
-        np.zeros((8, 2), "float32"),
-        batch_size=2,
-        epochs=5,
-        verbose=0,
-        callbacks=[TimeBudget(minutes=0.0), counter],
-    )
+    history = fit_four_batches(model, epochs=5, callbacks=[TimeBudget(minutes=0.0), counter])
     assert batches == [0]
     assert len(history.history["loss"]) == 1
-    history = model.fit(
-        np.ones((8, 3), "float32"),
-        np.zeros((8, 2), "float32"),
-        batch_size=2,
-        epochs=2,
-        verbose=0,
-        callbacks=[TimeBudget(minutes=60.0)],
-    )
+    history = fit_four_batches(model, epochs=2, callbacks=[TimeBudget(minutes=60.0)])
     assert len(history.history["loss"]) == 2
 
 
@@ -287,12 +285,9 @@ def test_cosine_budget_decay_sets_the_rate_of_every_batch_during_fit(monkeypatch
         rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
         clock.now += 15.0
 
-    history = model.fit(
-        np.ones((8, 3), "float32"),
-        np.zeros((8, 2), "float32"),
-        batch_size=2,
+    history = fit_four_batches(
+        model,
         epochs=1,
-        verbose=0,
         callbacks=[
             CosineBudgetDecay(peak_learning_rate=1.0, minutes=1.0),
             keras.callbacks.LambdaCallback(on_train_batch_end=record_rate_and_tick),
