@@ -110,12 +110,29 @@ def _translate(args: argparse.Namespace) -> None:
         _write_output(args.output, _translate_lines(args, translator, sentences))
 
 
-def _evaluate(args: argparse.Namespace) -> None:
+def _evaluation_corpus(args: argparse.Namespace, config):
+    """`--src` and `--ref`, or the run's `data.test` when both are left out."""
+    from nmt_keras.config import ConfigError
     from nmt_keras.data.corpus import read_parallel
-    from nmt_keras.evaluation import score
+    from nmt_keras.training.trainer import read_corpus
 
-    corpus = read_parallel(args.src, args.ref)
-    hypotheses = _translate_lines(args, _load_translator(args), list(corpus.sources))
+    if (args.src is None) != (args.ref is None):
+        raise ConfigError("Expected both --src and --ref, or neither (the run's data.test).")
+    if args.src is not None:
+        return read_parallel(args.src, args.ref)
+    if config.data.test is None:
+        raise ConfigError(f"{args.run} has no data.test in its config.yaml: pass --src and --ref")
+    return read_corpus(config.data.test)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from nmt_keras.evaluation import score
+    from nmt_keras.run import load_run
+
+    run = load_run(args.run, args.checkpoint)
+    corpus = _evaluation_corpus(args, run.config)
+    translator = run.translator(decoding=args.decoding)
+    hypotheses = _translate_lines(args, translator, list(corpus.sources))
     if args.output:
         _write_output(args.output, hypotheses)
     print(score(hypotheses, corpus.targets))
@@ -293,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="sacreBLEU and chrF against references")
     _add_run_arguments(evaluate)
-    evaluate.add_argument("--src", required=True, help="source file (plain or .gz)")
-    evaluate.add_argument("--ref", required=True, help="reference file aligned with --src")
+    evaluate.add_argument(
+        "--src", help="source file, plain or .gz (default: the run's data.test, with --ref)"
+    )
+    evaluate.add_argument("--ref", help="reference file aligned with --src")
     evaluate.add_argument("--output", help="also write the translations here")
     _add_decoding_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate, input=None)

@@ -1,7 +1,9 @@
 """`nmt-keras train` then `translate`/`evaluate`/`plot-attention`, on a toy corpus."""
 
 import csv
+import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from nmt_keras.cli import main
+from nmt_keras.config import Config
 from nmt_keras.training import trainer
 from tests.toy_data import TOY_PAIRS, tiny_train_args
 
@@ -26,7 +29,16 @@ def overfit_run(tmp_path_factory):
     run_dir = directory / "run"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        status = main(tiny_train_args(source, target, run_dir, "training.epochs=30"))
+        status = main(
+            tiny_train_args(
+                source,
+                target,
+                run_dir,
+                "training.epochs=30",
+                f"data.test.source={source}",
+                f"data.test.target={target}",
+            )
+        )
     assert status == 0
     # Keras warns when a dataset of unknown length ends; for bucketed data that is expected.
     assert not [w for w in caught if "ran out of data" in str(w.message)]
@@ -126,6 +138,26 @@ def test_evaluate_prints_sacrebleu_scores_and_signatures(overfit_run, capsys):
     printed = capsys.readouterr().out
     assert "chrF2 = 100.00" in printed
     assert "BLEU = " in printed and "tok:13a" in printed and "version:" in printed
+
+
+def test_evaluate_defaults_to_the_runs_test_split(overfit_run, capsys):
+    run_dir, _, _ = overfit_run
+    assert main(["evaluate", "--run", str(run_dir)]) == 0
+    assert "chrF2 = 100.00" in capsys.readouterr().out
+
+
+def test_evaluate_needs_both_files_or_a_test_split(overfit_run, tmp_path, capsys):
+    run_dir, source, _ = overfit_run
+    assert main(["evaluate", "--run", str(run_dir), "--src", str(source)]) == 2
+    assert "both --src and --ref" in capsys.readouterr().err
+    without_test = tmp_path / "run"
+    shutil.copytree(run_dir, without_test)
+    config = Config.from_yaml(str(without_test / "config.yaml"))
+    config.replace(data=dataclasses.replace(config.data, test=None)).to_yaml(
+        str(without_test / "config.yaml")
+    )
+    assert main(["evaluate", "--run", str(without_test)]) == 2
+    assert "no data.test in its config.yaml" in capsys.readouterr().err
 
 
 def test_plot_attention_writes_a_png(overfit_run, tmp_path, capsys):
