@@ -110,27 +110,29 @@ def _translate(args: argparse.Namespace) -> None:
         _write_output(args.output, _translate_lines(args, translator, sentences))
 
 
-def _evaluation_corpus(args: argparse.Namespace, config):
-    """`--src` and `--ref`, or the run's `data.test` when both are left out."""
+def _test_split(run_dir: str, config):
+    """The corpus of the run's `data.test`."""
     from nmt_keras.config import ConfigError
-    from nmt_keras.data.corpus import read_parallel
     from nmt_keras.training.trainer import read_corpus
 
-    if (args.src is None) != (args.ref is None):
-        raise ConfigError("Expected both --src and --ref, or neither (the run's data.test).")
-    if args.src is not None:
-        return read_parallel(args.src, args.ref)
     if config.data.test is None:
-        raise ConfigError(f"{args.run} has no data.test in its config.yaml: pass --src and --ref")
+        raise ConfigError(f"{run_dir} has no data.test in its config.yaml: pass --src and --ref")
     return read_corpus(config.data.test)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from nmt_keras.config import ConfigError
+    from nmt_keras.data.corpus import read_parallel
     from nmt_keras.evaluation import score
     from nmt_keras.run import load_run
 
+    if (args.src is None) != (args.ref is None):
+        raise ConfigError("Expected both --src and --ref, or neither (the run's data.test).")
+    # Given files are checked before the model loads.
+    corpus = read_parallel(args.src, args.ref) if args.src is not None else None
     run = load_run(args.run, args.checkpoint)
-    corpus = _evaluation_corpus(args, run.config)
+    if corpus is None:
+        corpus = _test_split(args.run, run.config)
     translator = run.translator(decoding=args.decoding)
     hypotheses = _translate_lines(args, translator, list(corpus.sources))
     if args.output:
