@@ -113,7 +113,7 @@ def _translate(args: argparse.Namespace) -> None:
 def _test_split(run_dir: str, config):
     """The corpus of the run's `data.test`."""
     from nmt_keras.config import ConfigError
-    from nmt_keras.training.trainer import read_corpus
+    from nmt_keras.data.corpus import read_corpus
 
     if config.data.test is None:
         raise ConfigError(f"{run_dir} has no data.test in its config.yaml: pass --src and --ref")

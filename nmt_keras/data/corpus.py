@@ -6,6 +6,10 @@ import dataclasses
 import gzip
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nmt_keras.config import CorpusFiles
 
 LengthFn = Callable[[Sequence[str]], Sequence[int]]
 """Maps a list of sentences to their token lengths (`<s>` and `</s>` included)."""
@@ -106,6 +110,17 @@ def read_tsv(path: str | os.PathLike) -> ParallelCorpus:
         sources.append(fields[0].strip())
         targets.append(fields[1].strip())
     return ParallelCorpus(tuple(sources), tuple(targets))
+
+
+def read_corpus(files: CorpusFiles) -> ParallelCorpus:
+    """Reads one split of a config: two aligned files or one TSV file.
+
+    Raises:
+        CorpusError: As `read_parallel` and `read_tsv`.
+    """
+    if files.tsv is not None:
+        return read_tsv(files.tsv)
+    return read_parallel(files.source, files.target)
 
 
 def filter_pairs(

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from nmt_keras.config import Config, ConfigError, CorpusFiles
-from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_parallel, read_tsv
+from nmt_keras.config import Config, ConfigError
+from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_corpus
 from nmt_keras.data.pipeline import make_dataset
 from nmt_keras.models import build_model
 from nmt_keras.run import RunError, RunPaths
@@ -35,13 +35,6 @@ from nmt_keras.translator import Translator
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored")
-
-
-def read_corpus(files: CorpusFiles) -> ParallelCorpus:
-    """Reads one split: two aligned files or one TSV file."""
-    if files.tsv is not None:
-        return read_tsv(files.tsv)
-    return read_parallel(files.source, files.target)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
