@@ -247,11 +247,10 @@ def epoch_batches(config, run_dir: str) -> dict:
     Rebuilds the trainer's pipeline (length filter, `data.max_train_pairs` subsample,
     bucketed batches) with the run's tokenizers; the order does not change the counts.
     """
-    from nmt_keras.data.corpus import filter_pairs, read_corpus
+    from nmt_keras.data.corpus import filter_pairs, read_corpus, subsample
     from nmt_keras.data.pipeline import make_dataset
     from nmt_keras.run import RunPaths
     from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
-    from nmt_keras.training.trainer import _subsample
 
     paths = RunPaths(run_dir)
     source = Tokenizer.from_file(paths.source_tokenizer)
@@ -261,7 +260,7 @@ def epoch_batches(config, run_dir: str) -> dict:
         read_corpus(data.train), source.token_lengths, target.token_lengths, data.max_length
     )
     if data.max_train_pairs:
-        corpus = _subsample(corpus, data.max_train_pairs, data.shuffle_seed)
+        corpus = subsample(corpus, data.max_train_pairs, data.shuffle_seed)
     dataset = make_dataset(
         corpus,
         source,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,17 @@ def read_corpus(files: CorpusFiles) -> ParallelCorpus:
     if files.tsv is not None:
         return read_tsv(files.tsv)
     return read_parallel(files.source, files.target)
+
+
+def subsample(corpus: ParallelCorpus, count: int, seed: int) -> ParallelCorpus:
+    """A random `count` of the pairs (all of them when there are fewer), in corpus order."""
+    if count >= len(corpus):
+        return corpus
+    chosen = sorted(random.Random(seed).sample(range(len(corpus)), count))
+    return ParallelCorpus(
+        tuple(corpus.sources[index] for index in chosen),
+        tuple(corpus.targets[index] for index in chosen),
+    )
 
 
 def filter_pairs(

@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import logging
 import os
-import random
 import warnings
 from collections.abc import Sequence
 
@@ -14,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from nmt_keras.config import Config, ConfigError
-from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_corpus
+from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_corpus, subsample
 from nmt_keras.data.pipeline import make_dataset
 from nmt_keras.models import build_model
 from nmt_keras.run import RunError, RunPaths
@@ -108,17 +107,6 @@ def _tokenizers(
     source.save(paths.source_tokenizer)
     target.save(paths.target_tokenizer)
     return source, target
-
-
-def _subsample(corpus: ParallelCorpus, count: int, seed: int) -> ParallelCorpus:
-    """A random `count` of the pairs (all of them when there are fewer), in corpus order."""
-    if count >= len(corpus):
-        return corpus
-    chosen = sorted(random.Random(seed).sample(range(len(corpus)), count))
-    return ParallelCorpus(
-        tuple(corpus.sources[index] for index in chosen),
-        tuple(corpus.targets[index] for index in chosen),
-    )
 
 
 def _best_so_far(paths: RunPaths, monitor: str) -> float | None:
@@ -244,7 +232,7 @@ def _fit(
     if not len(train_corpus):
         raise ConfigError(f"No training pair is left after filtering: {report}")
     if config.data.max_train_pairs:
-        train_corpus = _subsample(
+        train_corpus = subsample(
             train_corpus, config.data.max_train_pairs, config.data.shuffle_seed
         )
     valid_filtered, _ = filter_pairs(

@@ -9,6 +9,7 @@ from nmt_keras.data.corpus import (
     filter_pairs,
     read_parallel,
     read_tsv,
+    subsample,
 )
 
 
@@ -125,3 +126,14 @@ def test_filter_pairs_counts_each_kind():
     assert report == FilterReport(kept=2, empty=2, too_long=2, max_length=5)
     assert report.total == 6
     assert str(report) == "kept 2 of 6 pairs (dropped 2 empty, 2 longer than 5 tokens)"
+
+
+def test_subsample_keeps_a_seeded_choice_of_pairs_in_corpus_order():
+    corpus = ParallelCorpus(tuple(f"s{i}" for i in range(10)), tuple(f"t{i}" for i in range(10)))
+    chosen = subsample(corpus, 4, seed=3)
+    assert len(chosen) == 4
+    assert [int(s[1:]) for s in chosen.sources] == sorted(int(s[1:]) for s in chosen.sources)
+    assert [s[1:] for s in chosen.sources] == [t[1:] for t in chosen.targets]
+    assert subsample(corpus, 4, seed=3) == chosen
+    assert subsample(corpus, 10, seed=3) is corpus
+    assert subsample(corpus, 20, seed=3) is corpus
