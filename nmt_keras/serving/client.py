@@ -7,12 +7,13 @@ real `tensorflow_model_server` and against `nmt_keras.serving`'s local server al
         for translation in client.translate(["Hallo Welt."], align=True):
             print(translation.text, translation.score, translation.alignment.weights.shape)
 
-Tensors are encoded and decoded by hand from the `TensorProto` fields (`string_val`,
-`float_val`, `int_val`, `tensor_content`) rather than with `tf.make_tensor_proto` /
-`tf.make_ndarray`. This keeps the client independent of TensorFlow's Python API and its
-eager runtime (only the generated protos are used), and lets it check every dtype and shape it
-receives. Note that it does not make the import cheap: the generated `tensorflow_serving.apis`
-modules import `tensorflow.core.framework.*_pb2`, which runs `tensorflow/__init__.py`.
+Tensors are encoded and decoded with `nmt_keras.serving.tensors`, the project's one
+`TensorProto` <-> numpy conversion, which is written on the generated protos without
+TensorFlow's Python API (`tf.make_tensor_proto`, `tf.make_ndarray`) or its eager runtime; the
+signature names, input and outputs come from `nmt_keras.serving.signatures`, the contract the
+exporter and the server share. The client checks the dtype and shape of every output it reads.
+Note that this does not make the import cheap: the generated `tensorflow_serving.apis` modules
+import `tensorflow.core.framework.*_pb2`, which runs `tensorflow/__init__.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TypeVar
 
 import grpc
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -34,55 +35,18 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from nmt_keras.serving.signatures import (
+    ALIGN,
+    NBEST,
+    OUTPUT_RANKS,
+    SERVING_DEFAULT,
+    SIGNATURE_OUTPUTS,
+    TEXT_INPUT,
+)
+from nmt_keras.serving.tensors import from_ndarray, to_ndarray
 from nmt_keras.translator import Alignment
 
 __all__ = ["Alignment", "Client", "ServingError", "Translation"]
-
-DEFAULT_SIGNATURE = "serving_default"
-ALIGN_SIGNATURE = "align"
-NBEST_SIGNATURE = "nbest"
-INPUT_NAME = "text"
-
-# Outputs the client reads from each signature, with the dtype it expects.
-_TRANSLATION_OUTPUTS = {
-    "translation": types_pb2.DT_STRING,
-    "score": types_pb2.DT_FLOAT,
-    "length": types_pb2.DT_INT32,
-}
-_ALIGN_OUTPUTS = {
-    **_TRANSLATION_OUTPUTS,
-    "source_tokens": types_pb2.DT_STRING,
-    "target_tokens": types_pb2.DT_STRING,
-    "source_length": types_pb2.DT_INT32,
-    "attention": types_pb2.DT_FLOAT,
-}
-_NBEST_OUTPUTS = {"translations": types_pb2.DT_STRING, "scores": types_pb2.DT_FLOAT}
-_EXPECTED_OUTPUTS = {
-    DEFAULT_SIGNATURE: _TRANSLATION_OUTPUTS,
-    ALIGN_SIGNATURE: _ALIGN_OUTPUTS,
-    NBEST_SIGNATURE: _NBEST_OUTPUTS,
-}
-# Rank of each output (batch first); the others are vectors.
-_OUTPUT_RANKS = {
-    "source_tokens": 2,
-    "target_tokens": 2,
-    "attention": 3,
-    "translations": 2,
-    "scores": 2,
-}
-
-# Numeric dtypes the decoder understands: numpy dtype (little endian, the wire order of
-# `tensor_content`) and the typed repeated field TensorFlow uses for it.
-_NUMERIC_DTYPES = {
-    types_pb2.DT_FLOAT: (np.dtype("<f4"), "float_val"),
-    types_pb2.DT_DOUBLE: (np.dtype("<f8"), "double_val"),
-    types_pb2.DT_INT32: (np.dtype("<i4"), "int_val"),
-    types_pb2.DT_INT16: (np.dtype("<i2"), "int_val"),
-    types_pb2.DT_INT8: (np.dtype("i1"), "int_val"),
-    types_pb2.DT_UINT8: (np.dtype("u1"), "int_val"),
-    types_pb2.DT_INT64: (np.dtype("<i8"), "int64_val"),
-    types_pb2.DT_BOOL: (np.dtype("?"), "bool_val"),
-}
 
 # Attention for a batch of 64 long sentences is tens of MiB; gRPC's default limit is 4 MiB.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -253,7 +217,7 @@ class Client:
             ServingError: If a call fails (after retries), the model lacks a signature this
                 client needs, or the server's response is malformed.
         """
-        signature = ALIGN_SIGNATURE if align else DEFAULT_SIGNATURE
+        signature = ALIGN if align else SERVING_DEFAULT
         return self._translate_batches(sentences, signature, self._translations)
 
     def nbest(self, sentences: Sequence[str]) -> list[list[Translation]]:
@@ -272,7 +236,7 @@ class Client:
             ServingError: As `translate`; `FAILED_PRECONDITION` if the model has no `nbest`
                 signature (it was exported without `--beam-size`).
         """
-        return self._translate_batches(sentences, NBEST_SIGNATURE, self._nbest_lists)
+        return self._translate_batches(sentences, NBEST, self._nbest_lists)
 
     def _translate_batches(
         self,
@@ -296,7 +260,7 @@ class Client:
         if not sentences:
             return []
         if self.check_signatures:
-            self._check_signatures([DEFAULT_SIGNATURE, signature])
+            self._check_signatures([SERVING_DEFAULT, signature])
         # Similar lengths in a batch: less padding and shorter decode loops on the server.
         order = np.argsort([len(sentence) for sentence in sentences], kind="stable")
         results: list[_T | None] = [None] * len(sentences)
@@ -325,9 +289,7 @@ class Client:
             ServingError: `FAILED_PRECONDITION` naming what is missing or mistyped, or the
                 error of the metadata call (e.g. `NOT_FOUND` for an unknown model).
         """
-        self._check_signatures(
-            [DEFAULT_SIGNATURE, ALIGN_SIGNATURE] if align else [DEFAULT_SIGNATURE]
-        )
+        self._check_signatures([SERVING_DEFAULT, ALIGN] if align else [SERVING_DEFAULT])
 
     def _check_signatures(self, names: Sequence[str]) -> None:
         """Checks each of `names` once per client; see `check_model`."""
@@ -403,8 +365,8 @@ class Client:
         if name not in self._signatures:
             available = ", ".join(sorted(self._signatures)) or "none"
             hints = {
-                ALIGN_SIGNATURE: " (export the model with alignment outputs)",
-                NBEST_SIGNATURE: " (export the model with --beam-size)",
+                ALIGN: " (export the model with alignment outputs)",
+                NBEST: " (export the model with --beam-size)",
             }
             hint = hints.get(name, "")
             raise ServingError(
@@ -414,18 +376,18 @@ class Client:
         signature = self._signatures[name]
         problems = []
         inputs = dict(signature.inputs)
-        if INPUT_NAME not in inputs:
-            problems.append(f"no input {INPUT_NAME!r}")
-        elif inputs[INPUT_NAME].dtype != types_pb2.DT_STRING:
+        if TEXT_INPUT not in inputs:
+            problems.append(f"no input {TEXT_INPUT!r}")
+        elif inputs[TEXT_INPUT].dtype != types_pb2.DT_STRING:
             problems.append(
-                f"input {INPUT_NAME!r} has dtype {_dtype_name(inputs[INPUT_NAME].dtype)}, "
+                f"input {TEXT_INPUT!r} has dtype {_dtype_name(inputs[TEXT_INPUT].dtype)}, "
                 "expected DT_STRING"
             )
-        extra = sorted(set(inputs) - {INPUT_NAME})
+        extra = sorted(set(inputs) - {TEXT_INPUT})
         if extra:
-            problems.append(f"unexpected inputs {extra} (only {INPUT_NAME!r} is sent)")
+            problems.append(f"unexpected inputs {extra} (only {TEXT_INPUT!r} is sent)")
         outputs = dict(signature.outputs)
-        for output, dtype in _EXPECTED_OUTPUTS[name].items():
+        for output, dtype in SIGNATURE_OUTPUTS[name].items():
             if output not in outputs:
                 problems.append(f"no output {output!r}")
             elif outputs[output].dtype != dtype:
@@ -440,22 +402,35 @@ class Client:
             )
 
     def _predict(self, batch: list[str], signature: str) -> dict[str, np.ndarray]:
-        """Runs one `Predict` call and returns the signature's outputs, shapes checked."""
+        """Runs one `Predict` call; returns the signature's outputs, dtypes and shapes checked."""
         request = predict_pb2.PredictRequest(model_spec=self._model_spec(signature))
-        request.inputs[INPUT_NAME].CopyFrom(_string_tensor(batch))
-        output_names = list(_EXPECTED_OUTPUTS[signature])
-        request.output_filter.extend(output_names)
+        text = np.array(batch, dtype=object)
+        request.inputs[TEXT_INPUT].CopyFrom(from_ndarray(text, types_pb2.DT_STRING))
+        expected_outputs = SIGNATURE_OUTPUTS[signature]
+        request.output_filter.extend(expected_outputs)
         response = self._call(self._stub.Predict, request)
         outputs = {}
-        for output in output_names:
+        for output, dtype in expected_outputs.items():
             if output not in response.outputs:
                 raise ServingError(
                     grpc.StatusCode.INTERNAL,
                     f"The response of signature {signature!r} has no output {output!r}",
                 )
-            outputs[output] = _decode(response.outputs[output], output)
+            tensor = response.outputs[output]
+            if tensor.dtype != dtype:
+                raise ServingError(
+                    grpc.StatusCode.INTERNAL,
+                    f"Expected output {output!r} of dtype {_dtype_name(dtype)}. "
+                    f"Received: {_dtype_name(tensor.dtype)}",
+                )
+            try:
+                outputs[output] = to_ndarray(tensor)
+            except ValueError as error:
+                raise ServingError(
+                    grpc.StatusCode.INTERNAL, f"Output {output!r} is malformed: {error}"
+                ) from None
         for output, value in outputs.items():
-            rank = _OUTPUT_RANKS.get(output, 1)
+            rank = OUTPUT_RANKS.get(output, 1)
             if value.ndim != rank or value.shape[0] != len(batch):
                 raise ServingError(
                     grpc.StatusCode.INTERNAL,
@@ -527,63 +502,4 @@ def _alignment(outputs: dict[str, np.ndarray], i: int) -> Alignment:
         target_tokens=[_text(token) for token in outputs["target_tokens"][i, :tgt_len]],
         # Copy, so that one sentence does not keep the whole padded batch alive.
         weights=attention[i, :tgt_len, :src_len].copy(),
-    )
-
-
-def _string_tensor(values: list[str]) -> tensor_pb2.TensorProto:
-    """A `[len(values)]` DT_STRING tensor of UTF-8 strings."""
-    return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]
-        ),
-        string_val=[value.encode("utf-8") for value in values],
-    )
-
-
-def _decode(tensor: tensor_pb2.TensorProto, name: str) -> np.ndarray:
-    """Decodes a `TensorProto` to a numpy array (`object` array of `bytes` for strings).
-
-    Handles both encodings TF Serving uses: typed repeated fields (its default) and
-    `tensor_content`; like `tf.make_ndarray`, a single value stands for a tensor filled with it.
-
-    Raises:
-        ServingError: `INTERNAL` for an unknown shape, an unsupported dtype or a value count
-            that does not fit the shape.
-    """
-    if tensor.tensor_shape.unknown_rank or any(dim.size < 0 for dim in tensor.tensor_shape.dim):
-        raise ServingError(grpc.StatusCode.INTERNAL, f"Output {name!r} has no known shape")
-    shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
-    size = int(np.prod(shape, dtype=np.int64))
-    if tensor.dtype == types_pb2.DT_STRING:
-        values = np.empty(len(tensor.string_val), dtype=object)
-        values[:] = list(tensor.string_val)
-        fill: object = b""
-    elif tensor.dtype in _NUMERIC_DTYPES:
-        dtype, field = _NUMERIC_DTYPES[tensor.dtype]
-        if tensor.tensor_content:
-            if len(tensor.tensor_content) != size * dtype.itemsize:
-                raise ServingError(
-                    grpc.StatusCode.INTERNAL,
-                    f"Output {name!r} of shape {list(shape)} has {len(tensor.tensor_content)} "
-                    "bytes of content",
-                )
-            content = np.frombuffer(tensor.tensor_content, dtype=dtype)
-            return content.astype(dtype.newbyteorder("=")).reshape(shape)
-        values = np.asarray(getattr(tensor, field)).astype(dtype.newbyteorder("="))
-        fill = 0
-    else:
-        raise ServingError(
-            grpc.StatusCode.INTERNAL,
-            f"Output {name!r} has unsupported dtype {_dtype_name(tensor.dtype)}",
-        )
-    if len(values) == size:
-        return values.reshape(shape)
-    if len(values) == 1:  # a constant tensor, sent as one value
-        return np.full(shape, values[0], dtype=values.dtype)
-    if len(values) == 0:
-        return np.full(shape, fill, dtype=values.dtype)
-    raise ServingError(
-        grpc.StatusCode.INTERNAL,
-        f"Output {name!r} of shape {list(shape)} has {len(values)} values",
     )

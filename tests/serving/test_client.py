@@ -6,6 +6,7 @@ import pickle
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 
 import grpc
@@ -121,6 +122,8 @@ class FakeServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.failures: list[tuple[grpc.StatusCode, str]] = []  # next Predict calls fail
         self.delay = 0.0
         self.drop_outputs: set[str] = set()
+        # Output name -> function that corrupts its proto in place.
+        self.change_outputs: dict[str, Callable[[tensor_pb2.TensorProto], None]] = {}
         self.release = threading.Event()
         self.predict_requests: list[predict_pb2.PredictRequest] = []
         self.predict_times: list[float] = []
@@ -187,6 +190,8 @@ class FakeServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 assert proto.tensor_content  # really the other encoding
             else:
                 proto = typed_fields_proto(value)
+            if name in self.change_outputs:
+                self.change_outputs[name](proto)
             response.outputs[name].CopyFrom(proto)
         return response
 
@@ -458,7 +463,7 @@ def test_check_signatures_false_skips_metadata(fake):
     assert fake.metadata_requests == []
 
 
-# -- construction and decoding ---------------------------------------------------------------
+# -- construction and malformed responses ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -477,19 +482,52 @@ def test_invalid_arguments(kwargs):
         Client("127.0.0.1:1", MODEL, **kwargs)
 
 
-def test_decode_both_encodings_and_constants():
-    value = np.arange(6, dtype=np.float32).reshape(2, 3)
-    for proto in (typed_fields_proto(value), tf.make_tensor_proto(value)):
-        decoded = client_lib._decode(proto, "x")
-        np.testing.assert_array_equal(decoded, value)
-        assert decoded.dtype == np.float32 and decoded.flags.writeable
-    constant = tf.make_tensor_proto(7, dtype=tf.int32, shape=[2, 2])
-    np.testing.assert_array_equal(client_lib._decode(constant, "x"), np.full((2, 2), 7))
-    bad = typed_fields_proto(value)
-    del bad.float_val[-1]
-    with pytest.raises(ServingError, match="has 5 values") as info:
-        client_lib._decode(bad, "x")
+def _drop_a_score(proto: tensor_pb2.TensorProto) -> None:
+    del proto.float_val[-1]
+
+
+def _truncate_content(proto: tensor_pb2.TensorProto) -> None:
+    proto.tensor_content = proto.tensor_content[:-1]
+
+
+def _unknown_batch(proto: tensor_pb2.TensorProto) -> None:
+    proto.tensor_shape.dim[0].size = -1
+
+
+def _score_as_double(proto: tensor_pb2.TensorProto) -> None:
+    proto.dtype = types_pb2.DT_DOUBLE
+
+
+@pytest.mark.parametrize(
+    ("encoding", "change", "message"),
+    [
+        ("fields", _drop_a_score, "Output 'score' is malformed: float_val has 2 values"),
+        ("content", _truncate_content, "Output 'score' is malformed: tensor_content has 11 bytes"),
+        ("fields", _unknown_batch, "Output 'score' is malformed: the shape must be fully defined"),
+        (
+            "fields",
+            _score_as_double,
+            "Expected output 'score' of dtype DT_FLOAT. Received: DT_DOUBLE",
+        ),
+    ],
+)
+def test_malformed_output_tensor(fake, encoding, change, message):
+    fake.encoding = encoding
+    fake.change_outputs = {"score": change}
+    with make_client(fake) as client:
+        with pytest.raises(ServingError, match=message) as info:
+            client.translate(["a", "bb", "ccc"])
     assert info.value.code == grpc.StatusCode.INTERNAL
+
+
+def test_one_value_stands_for_a_constant_output(fake):
+    def one_score(proto: tensor_pb2.TensorProto) -> None:
+        del proto.float_val[1:]
+
+    fake.change_outputs = {"score": one_score}
+    with make_client(fake) as client:
+        translations = client.translate(["a", "bb", "ccc"])
+    assert [t.score for t in translations] == [-1.0] * 3
 
 
 # -- n-best ----------------------------------------------------------------------------------
