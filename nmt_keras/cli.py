@@ -175,6 +175,15 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _flag_bool(value: str) -> bool:
+    """A boolean flag value as `tensorflow_model_server` takes it (`--flag=true`)."""
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def _serve(args: argparse.Namespace) -> None:
     from nmt_keras.serving import ServerOptions, serve
 
@@ -189,6 +198,8 @@ def _serve(args: argparse.Namespace) -> None:
             max_batch_size=args.max_batch_size,
             max_request_bytes=args.max_request_bytes,
             host=args.host,
+            enable_batching=args.enable_batching,
+            batching_parameters_file=args.batching_parameters_file,
         )
     )
 
@@ -356,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max_batch_size", type=int, default=0, help="0: no limit")
     serve.add_argument("--max_request_bytes", type=int, default=0, help="0: no limit")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.add_argument(
+        "--enable_batching",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="merge concurrent requests into one run (also =true / =false)",
+    )
+    serve.add_argument(
+        "--batching_parameters_file", help="text-proto BatchingParameters (with batching)"
+    )
     serve.set_defaults(handler=_serve)
 
     client = commands.add_parser("client", help="translate through a server's gRPC API")

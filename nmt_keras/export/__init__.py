@@ -14,27 +14,17 @@ from nmt_keras.export.audit import (
     assert_servable,
     audit_saved_model,
 )
-from nmt_keras.export.exporter import check_warmup, export_run
-from nmt_keras.export.module import (
-    ALIGN,
-    NBEST,
-    SERVING_DEFAULT,
-    SIGNATURE_OUTPUTS,
-    ServingModule,
-)
+from nmt_keras.export.exporter import export_run
+from nmt_keras.export.module import ServingModule
 from nmt_keras.export.versions import (
     VersionError,
     list_versions,
     next_version,
     saved_model_dir,
 )
-from nmt_keras.export.warmup import WarmupError, read_warmup_requests, warmup_path
+from nmt_keras.serving.warmup import WarmupError, read_warmup_requests, warmup_path
 
 __all__ = [
-    "ALIGN",
-    "NBEST",
-    "SERVING_DEFAULT",
-    "SIGNATURE_OUTPUTS",
     "AuditError",
     "AuditReport",
     "ServingModule",
@@ -43,7 +33,6 @@ __all__ = [
     "WarmupError",
     "assert_servable",
     "audit_saved_model",
-    "check_warmup",
     "export_run",
     "list_versions",
     "next_version",

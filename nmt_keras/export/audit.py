@@ -1,9 +1,14 @@
-"""Op audit of a SavedModel: does it only use ops that stock TensorFlow Serving links?
+"""Audit of a SavedModel: will stock TensorFlow Serving load it and run it?
 
-Stock TF Serving runs core TensorFlow ops and the tensorflow-text `ops_lib` (see
-docs/TF_SERVING.md). A SavedModel that mentions any other op fails to load there, often
-only in production. `audit_saved_model` parses `saved_model.pb` without loading it and
-walks the nodes of every meta graph and of every function in their libraries.
+Two checks. The op walk: stock TF Serving runs core TensorFlow ops and the
+tensorflow-text `ops_lib` (see docs/TF_SERVING.md), so `audit_saved_model` parses
+`saved_model.pb` and walks the nodes of every meta graph and of every function in their
+libraries, naming each op the server lacks, even one this process happens to register.
+The run: the version is loaded through TensorFlow's C++ session loader, the path TF
+Serving takes (`nmt_keras.serving.session_bundle`), and its warmup records are replayed
+through the local server's Predict, as TF Serving does at load time; without warmup
+records, every signature runs on a sample request (`sample_requests`). A model
+that passes both is one the real loader runs, not only one whose op names look right.
 """
 
 from __future__ import annotations
@@ -12,7 +17,17 @@ import collections
 import dataclasses
 import os
 
-from tensorflow.core.protobuf import saved_model_pb2
+import numpy as np
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from nmt_keras.serving import tf_c_api, warmup
+from nmt_keras.serving.predict import PREDICT_METHOD
+from nmt_keras.serving.servable import Servable
+from nmt_keras.serving.session_bundle import SessionBundle, SessionLoadError
+from nmt_keras.serving.signatures import TEXT_INPUT
+from nmt_keras.serving.tensors import from_ndarray
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -73,20 +88,26 @@ class AuditReport:
             not ops and are not counted).
         functions: Names of the library functions.
         violations: Everything that stock TF Serving cannot run, in graph order.
+        requests_run: Requests run through the session loader (the warmup records, else
+            `sample_requests`); 0 when it was not run.
+        load_error: Why the session loader could not load or run the model (one line
+            naming the missing op or variable), or None.
     """
 
     path: str
     op_counts: dict[str, int]
     functions: tuple[str, ...]
     violations: tuple[Violation, ...]
+    requests_run: int = 0
+    load_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether the SavedModel has no violation."""
-        return not self.violations
+        """Whether the SavedModel has no violation and the session loader ran it."""
+        return not self.violations and self.load_error is None
 
     def check(self) -> AuditReport:
-        """Raises `AuditError` naming the first offending op; returns `self` when clean."""
+        """Raises `AuditError` naming the first problem; returns `self` when clean."""
         if self.violations:
             first = self.violations[0]
             more = len(self.violations) - 1
@@ -94,6 +115,8 @@ class AuditReport:
             raise AuditError(
                 f"SavedModel {self.path} cannot run on stock TF Serving: {first}{suffix}"
             )
+        if self.load_error is not None:
+            raise AuditError(f"SavedModel {self.path} cannot run on TF Serving: {self.load_error}")
         return self
 
     def summary(self) -> str:
@@ -106,6 +129,13 @@ class AuditReport:
             lines += [f"  {violation}" for violation in self.violations]
         else:
             lines.append("OK: only ops that stock TensorFlow Serving runs")
+        if self.load_error is not None:
+            lines.append(f"C++ session loader: FAILED: {self.load_error}")
+        elif self.requests_run:
+            lines.append(
+                f"OK: TensorFlow's C++ session loader loads it and runs "
+                f"{self.requests_run} requests"
+            )
         return "\n".join(lines)
 
 
@@ -153,7 +183,64 @@ def read_saved_model(path: str | os.PathLike) -> saved_model_pb2.SavedModel:
     return saved_model
 
 
-def audit_saved_model(path: str | os.PathLike) -> AuditReport:
+def sample_requests(
+    signature_defs: dict[str, meta_graph_pb2.SignatureDef],
+) -> list[prediction_log_pb2.PredictionLog]:
+    """One request per signature, for a model without warmup records.
+
+    Only predict signatures are sampled (not TensorFlow's `__saved_model_init_op`). One
+    whose only input is `text` gets `warmup.DEFAULT_WARMUP_BATCHES`; any other gets one
+    row of zeros (empty strings) shaped by its SignatureDef, unknown sizes 1.
+    """
+    predict = {
+        name: signature
+        for name, signature in sorted(signature_defs.items())
+        if signature.method_name == PREDICT_METHOD
+    }
+    text = [name for name, signature in predict.items() if set(signature.inputs) == {TEXT_INPUT}]
+    logs = warmup.make_warmup_requests(signature_names=text)
+    for name, signature in predict.items():
+        if name in text:
+            continue
+        request = predict_pb2.PredictRequest()
+        request.model_spec.signature_name = name
+        for alias, info in signature.inputs.items():
+            dims = info.tensor_shape.dim if not info.tensor_shape.unknown_rank else [None]
+            shape = [1 if dim is None or dim.size < 0 else dim.size for dim in dims]
+            if info.dtype == types_pb2.DT_STRING:
+                array = np.full(shape, b"", dtype=object)
+            else:
+                array = np.zeros(shape, dtype=tf_c_api.NUMPY_DTYPES.get(info.dtype, np.float32))
+            request.inputs[alias].CopyFrom(from_ndarray(array, info.dtype))
+        logs.append(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+        )
+    return logs
+
+
+def run_in_session(path: str) -> int:
+    """Loads a SavedModel with the C++ session loader and runs requests through Predict.
+
+    The requests are the warmup records when there are any (as TF Serving replays them),
+    else `sample_requests`.
+
+    Returns:
+        The number of requests run.
+
+    Raises:
+        SessionLoadError: If the loader cannot load the model.
+        WarmupError: If a request fails, naming it and TensorFlow's reason.
+    """
+    servable = Servable(os.path.basename(path), 0, SessionBundle(path))
+    if os.path.isfile(warmup.warmup_path(path)):
+        return warmup.run_warmup(servable)
+    requests = sample_requests(servable.signature_defs)
+    return warmup.run_requests(servable, requests, source="the audit's sample requests")
+
+
+def audit_saved_model(path: str | os.PathLike, *, run: bool = True) -> AuditReport:
     """Lists the ops of a SavedModel and what in it stock TF Serving cannot run.
 
     Violations: `PyFunc`, `PyFuncStateless`, `EagerPyFunc`; any op starting with `Xla`,
@@ -162,11 +249,15 @@ def audit_saved_model(path: str | os.PathLike) -> AuditReport:
     tensorflow-text; and any function or call node with `_XlaMustCompile` set
     (`tf.function(jit_compile=True)`).
 
+    Then, with `run`, loads it through the C++ session loader and runs requests on it
+    (`run_in_session`); a failure is the report's `load_error`.
+
     Args:
         path: A SavedModel directory (the one holding `saved_model.pb`).
+        run: Whether to load and run the model, not only read its graphs.
 
     Returns:
-        An `AuditReport`; call `.check()` on it to raise on violations.
+        An `AuditReport`; call `.check()` on it to raise on problems.
 
     Raises:
         FileNotFoundError: If `path` is not a SavedModel directory.
@@ -204,22 +295,31 @@ def audit_saved_model(path: str | os.PathLike) -> AuditReport:
                     Violation(XLA_MUST_COMPILE, name, "", "jit_compile=True function: XLA")
                 )
             visit(function.node_def, name, function_names)
+    requests_run, load_error = 0, None
+    if run:
+        try:
+            requests_run = run_in_session(path)
+        except (SessionLoadError, warmup.WarmupError) as error:
+            load_error = str(error)
     return AuditReport(
         path=path,
         op_counts=dict(sorted(counts.items())),
         functions=tuple(functions),
         violations=tuple(violations),
+        requests_run=requests_run,
+        load_error=load_error,
     )
 
 
 def assert_servable(path: str | os.PathLike) -> AuditReport:
-    """Audits `path` and raises `AuditError` naming the first offending op.
+    """Audits `path` (ops and a run in the session loader); raises `AuditError` on a problem.
 
     Returns:
         The clean `AuditReport`.
 
     Raises:
-        AuditError: If the SavedModel uses anything stock TF Serving cannot run.
+        AuditError: If the SavedModel uses anything stock TF Serving cannot run, or the
+            session loader cannot load or run it.
         FileNotFoundError: If `path` is not a SavedModel directory.
     """
     return audit_saved_model(path).check()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import tensorflow as tf
-
 from nmt_keras.decoding import GREEDY, DecodingOptions
-from nmt_keras.export import audit, versions, warmup
+from nmt_keras.export import audit, versions
 from nmt_keras.export.module import ServingModule
 from nmt_keras.run import TrainedRun
+from nmt_keras.serving import warmup
 
 
 def export_run(
@@ -29,10 +28,12 @@ def export_run(
     `assets/` (the run's `config.yaml`, `source.spm`, `target.spm`) and
     `assets.extra/tf_serving_warmup_requests`.
 
-    Everything is written to a hidden staging directory inside `model_base_path`, audited
-    (`audit.assert_servable`), loaded back, every warmup record replayed on it, and only
-    then renamed to the version number. On any failure the staging directory is removed,
-    so TF Serving never sees a partial or unservable version.
+    Everything is written to a hidden staging directory inside `model_base_path` and
+    audited (`audit.assert_servable`: the op walk, then a load through TensorFlow's C++
+    session loader, as TF Serving loads it, with every warmup record replayed), and only
+    then published under the version number, readable by other users (a TF Serving
+    container rarely runs as the exporting user). On any failure the staging directory is
+    removed, so TF Serving never sees a partial or unservable version.
 
     Args:
         run: A run loaded by `nmt_keras.run.load_run`.
@@ -51,8 +52,8 @@ def export_run(
 
     Raises:
         ValueError: If `version` is not positive or already exists.
-        audit.AuditError: If the SavedModel uses an op stock TF Serving cannot run.
-        warmup.WarmupError: If a warmup request fails on the exported SavedModel.
+        audit.AuditError: If the SavedModel uses an op stock TF Serving cannot run, or
+            the session loader cannot load it or run a warmup request.
     """
     model_base_path = os.fspath(model_base_path)
     version = versions.resolve_version(model_base_path, version)
@@ -64,20 +65,6 @@ def export_run(
     requests = warmup.make_warmup_requests(warmup_batches, module.signature_names)
     with versions.staged_version(model_base_path, version) as staging:
         module.save(staging)
-        audit.assert_servable(staging)
         warmup.write_warmup_requests(staging, requests)
-        check_warmup(staging)
+        audit.assert_servable(staging)
     return os.path.join(model_base_path, str(version))
-
-
-def check_warmup(saved_model_dir: str) -> None:
-    """Loads a SavedModel and replays its warmup file, as TF Serving does at load time.
-
-    Raises:
-        warmup.WarmupError: If the file is missing or a record fails.
-    """
-    path = warmup.warmup_path(saved_model_dir)
-    if not os.path.isfile(path):
-        raise warmup.WarmupError(f"No warmup requests in {saved_model_dir}: missing {path}")
-    loaded = tf.saved_model.load(saved_model_dir)
-    warmup.run_warmup_requests(loaded, warmup.read_warmup_requests(path))

@@ -7,43 +7,29 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from nmt_keras.text.tokenizer import PAD_ID
+from nmt_keras.export.session_loadable import SessionLoadableModule
+from nmt_keras.serving.signatures import (
+    ALIGN,
+    NBEST,
+    SERVING_DEFAULT,
+    SIGNATURE_NAMES,
+    SIGNATURE_OUTPUTS,
+    TEXT_INPUT,
+)
+from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
 from nmt_keras.translator import Translator
 
-#: The signature every client gets by default (an empty `signature_name`).
-SERVING_DEFAULT = "serving_default"
-#: The signature that adds tokens and attention, for alignment plots.
-ALIGN = "align"
-#: The n-best lists of beam search; exported only by a translator that runs a beam.
-NBEST = "nbest"
-SIGNATURE_NAMES = (SERVING_DEFAULT, ALIGN, NBEST)
-
-#: The only input of both signatures.
-TEXT_INPUT = "text"
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name=TEXT_INPUT)
 
-#: Output name -> dtype of each signature (shapes: batch first, see `ServingModule`).
-SIGNATURE_OUTPUTS: dict[str, dict[str, tf.DType]] = {
-    SERVING_DEFAULT: {"translation": tf.string, "score": tf.float32, "length": tf.int32},
-    ALIGN: {
-        "translation": tf.string,
-        "score": tf.float32,
-        "length": tf.int32,
-        "source_length": tf.int32,
-        "source_tokens": tf.string,
-        "target_tokens": tf.string,
-        "attention": tf.float32,
-    },
-    NBEST: {"translations": tf.string, "scores": tf.float32},
-}
 
-
-class ServingModule(tf.Module):
+class ServingModule(SessionLoadableModule):
     """What `tf.saved_model.save` writes: a translator, its signatures and its assets.
 
-    The tokenizers and the model are created before tracing and tracked through
-    `translator`, so the SentencePiece models are embedded in the graph and the weights
-    go to `variables/`. Both signatures take `text`: string `[batch]`.
+    The tokenizers are created before tracing, so the SentencePiece models are embedded
+    in the graph. The SavedModel holds the tokenizers and the variables the signatures
+    read, not the translator's Keras model, so TF Serving's session loader restores it
+    (see `SessionLoadableModule`). Every signature takes `text`: string `[batch]` (the
+    contract is `nmt_keras.serving.signatures`).
 
     `serving_default` returns `translation` string `[batch]`, `score` float32 `[batch]`
     (log-probability of the translation) and `length` int32 `[batch]` (target tokens,
@@ -63,6 +49,8 @@ class ServingModule(tf.Module):
         translator: The translator to serve.
         asset_files: Files copied into the SavedModel's `assets/` (config, tokenizers).
     """
+
+    keras_attributes = ("translator",)
 
     def __init__(self, translator: Translator, asset_files: Sequence[str] = ()):
         super().__init__(name="nmt_keras_serving")
@@ -124,6 +112,10 @@ class ServingModule(tf.Module):
             functions[NBEST] = tf.function(self._nbest, input_signature=[TEXT_SPEC])
         return {name: function.get_concrete_function() for name, function in functions.items()}
 
+    def saved_children(self) -> dict[str, list[Tokenizer]]:
+        """The tokenizers, which the translator held beside its model."""
+        return {"tokenizers": [self.translator.source_tokenizer, self.translator.target_tokenizer]}
+
     def save(self, path: str) -> None:
         """Writes the SavedModel (graph, variables, assets) to the directory `path`."""
-        tf.saved_model.save(self, path, signatures=self.signatures())
+        self.save_with_signatures(path, self.signatures())

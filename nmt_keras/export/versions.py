@@ -78,13 +78,26 @@ def resolve_version(model_base_path: str, version: int | None) -> int:
     return version
 
 
+def _make_readable(directory: str) -> None:
+    """Gives `directory` and everything below it the modes new files get under the umask."""
+    umask = os.umask(0o022)  # read by setting it, then restored
+    os.umask(umask)
+    for root, _, files in os.walk(directory):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def staged_version(model_base_path: str, version: int) -> Iterator[str]:
     """Yields an empty staging directory, then renames it to `model_base_path/<version>`.
 
     The staging directory is inside `model_base_path` and has a non-integer name, so
     TF Serving never sees it. If the body raises (or the rename fails), the staging
-    directory is removed and nothing is published.
+    directory is removed and nothing is published. Everything published gets the mode
+    of a new file or directory under the process's umask (0644 / 0755 under the usual
+    022), not `mkdtemp`'s private 0700 or the 0600 of a copied asset, so a server that
+    runs as another user can read it.
 
     Raises:
         ValueError: If `model_base_path/<version>` appeared while the version was built.
@@ -96,6 +109,7 @@ def staged_version(model_base_path: str, version: int) -> Iterator[str]:
         yield staging
         if os.path.lexists(final):
             raise VersionError(f"Version {version} was created while exporting: {final}")
+        _make_readable(staging)
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -68,16 +68,9 @@ def one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
-def status_code_from_tf_error(error: BaseException) -> grpc.StatusCode:
-    """Maps a TensorFlow `OpError` (or any exception) to the matching gRPC code.
-
-    TensorFlow error codes and gRPC status codes share their numbering.
-    """
-    code = getattr(error, "error_code", None)
-    if isinstance(code, int):
-        for status in grpc.StatusCode:
-            if status.value[0] == code and status != grpc.StatusCode.OK:
-                return status
-    if isinstance(error, (ValueError, TypeError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return grpc.StatusCode.INTERNAL
+def status_code(error_code: int) -> grpc.StatusCode:
+    """The gRPC status code of a TensorFlow error code (the two share their numbering)."""
+    for status in grpc.StatusCode:
+        if status.value[0] == error_code:
+            return status
+    return grpc.StatusCode.UNKNOWN

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
+from nmt_keras.serving.batching import BatchingParameters
 from nmt_keras.serving.errors import (
     RequestError,
     ServerError,
@@ -42,7 +43,8 @@ from nmt_keras.serving.model_config import (
     aspired_versions,
     validate_model_config_list,
 )
-from nmt_keras.serving.servable import Servable, load_servable
+from nmt_keras.serving.servable import Servable
+from nmt_keras.serving.session_bundle import SessionBundle
 from nmt_keras.serving.warmup import run_warmup
 
 logger = logging.getLogger(__name__)
@@ -75,12 +77,19 @@ class ModelManager:
         config_list: The models to serve (already validated).
         load_hook: Called on every loaded servable before it serves (warmup by
             default); an exception fails the load.
+        batching: Server-side batching for every version, or None.
     """
 
-    def __init__(self, config_list: ModelConfigList, load_hook=run_warmup) -> None:
+    def __init__(
+        self,
+        config_list: ModelConfigList,
+        load_hook=run_warmup,
+        batching: BatchingParameters | None = None,
+    ) -> None:
         self._config_list = ModelConfigList()
         self._config_list.CopyFrom(config_list)
         self._load_hook = load_hook
+        self._batching = batching
         self._models: dict[str, _Model] = {}
         self._lock = threading.Lock()  # guards _models contents, held briefly
         self._update_lock = threading.Lock()  # serialises polls and reloads
@@ -311,7 +320,7 @@ class ModelManager:
             model.records[version] = _VersionRecord(State.LOADING)
         logger.info("Loading servable: {name: %s version: %d} from %s", name, version, path)
         try:
-            servable = load_servable(name, version, path)
+            servable = Servable(name, version, SessionBundle(path), self._batching)
             self._load_hook(servable)
         except Exception as error:  # noqa: BLE001 - any failure fails this version only.
             message = one_line(f"Failed to load servable {name} version {version}: {error}")

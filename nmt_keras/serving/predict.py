@@ -24,9 +24,11 @@ from nmt_keras.serving.errors import (
     RequestError,
     failed_precondition,
     invalid_argument,
-    status_code_from_tf_error,
+    status_code,
 )
-from nmt_keras.serving.servable import DEFAULT_SIGNATURE, Servable
+from nmt_keras.serving.servable import Servable
+from nmt_keras.serving.session_bundle import SessionRunError
+from nmt_keras.serving.signatures import SERVING_DEFAULT
 from nmt_keras.serving.tensors import dtype_name, from_ndarray, to_ndarray
 
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -77,9 +79,9 @@ def resolve_signature(
     Raises:
         RequestError: FAILED_PRECONDITION when the key is unknown.
     """
-    name = signature_name or DEFAULT_SIGNATURE
+    name = signature_name or SERVING_DEFAULT
     signature = servable.signature_defs.get(name)
-    if signature is None or name not in servable.loaded.signatures:
+    if signature is None:
         raise failed_precondition(f'Serving signature key "{name}" not found.')
     return name, signature
 
@@ -153,11 +155,8 @@ def run_predict(
     _check_batch_size(arrays, limits)
     try:
         outputs = servable.run(signature_name, arrays)
-    except RequestError:
-        raise
-    except Exception as error:  # noqa: BLE001 - any failure inside the model is reported.
-        message = getattr(error, "message", None) or str(error) or type(error).__name__
-        raise RequestError(status_code_from_tf_error(error), message) from error
+    except SessionRunError as error:
+        raise RequestError(status_code(error.code), error.message) from error
     for alias in aliases:
         value = outputs[alias]
         response.outputs[alias].CopyFrom(from_ndarray(value, signature.outputs[alias].dtype))
@@ -308,7 +307,7 @@ def check_signature_method(
     if not has_spec:
         raise invalid_argument("Missing ModelSpec")
     servable = source.get_servable(model_spec)
-    name = model_spec.signature_name or DEFAULT_SIGNATURE
+    name = model_spec.signature_name or SERVING_DEFAULT
     signature = servable.signature_defs.get(name)
     if signature is None:
         raise invalid_argument(f"No signature was found with the name: {name}")

@@ -41,7 +41,7 @@ from nmt_keras.serving.predict import (
     get_model_metadata,
     predict,
 )
-from nmt_keras.serving.servable import DEFAULT_SIGNATURE
+from nmt_keras.serving.signatures import SERVING_DEFAULT
 from nmt_keras.serving.tensors import dtype_name, from_ndarray, to_ndarray
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class RestApi:
         signature_name = _signature_name(document)
         spec.signature_name = signature_name
         servable = self._manager.get_servable(spec)
-        key = signature_name or DEFAULT_SIGNATURE
+        key = signature_name or SERVING_DEFAULT
         signature = servable.signature_defs.get(key)
         if signature is None:
             raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')

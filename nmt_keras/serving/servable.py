@@ -1,22 +1,22 @@
-"""One loaded model version: the SavedModel, its SignatureDefs and a way to run them.
+"""One loaded model version: a session bundle, its SignatureDefs and a way to run them.
 
-The SignatureDefs are read from `saved_model.pb` (the MetaGraphDef tagged "serve"), so
-metadata, input names and dtypes are exactly what the real server sees; the signatures
-are run through `tf.saved_model.load(...).signatures[name]`.
+A version is loaded as TF Serving loads it (`SessionBundle`: MetaGraph import, restore,
+init op) and its signatures are run by their SignatureDefs' tensor names. With
+server-side batching, each signature's calls go through a `BatchScheduler`, which merges
+concurrent requests into one `Session::Run`.
 """
 
 from __future__ import annotations
 
-import os
+import functools
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 
-SERVE_TAG = "serve"
-DEFAULT_SIGNATURE = "serving_default"
+from nmt_keras.serving.batching import BatchingParameters, BatchScheduler
+from nmt_keras.serving.session_bundle import SessionBundle
 
 
 @dataclass(eq=False)
@@ -26,74 +26,59 @@ class Servable:
     Attributes:
         name: The model name.
         version: The version number (the directory name).
-        path: The version directory.
-        signature_defs: SignatureDefs of the "serve" MetaGraphDef, by key.
-        loaded: The object returned by `tf.saved_model.load`.
+        bundle: The session bundle of the version directory.
+        batching: Server-side batching, or None to run every request on its own.
     """
 
     name: str
     version: int
-    path: str
-    signature_defs: dict[str, meta_graph_pb2.SignatureDef]
-    loaded: Any = field(repr=False)
+    bundle: SessionBundle = field(repr=False)
+    batching: BatchingParameters | None = None
+    _schedulers: dict[str, BatchScheduler] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # One scheduler (queue and batch threads) per signature, as TF Serving has.
+        self._schedulers = {
+            name: BatchScheduler(
+                functools.partial(self.bundle.run, name),
+                self.batching,
+                name=f"{self.name}-{self.version}-{name}",
+            )
+            for name in (self.signature_defs if self.batching is not None else ())
+        }
+        # Unloading a version only drops the manager's reference: requests in flight
+        # keep theirs, and the batch threads stop once the last one is gone.
+        weakref.finalize(self, _close_schedulers, list(self._schedulers.values()))
+
+    @property
+    def path(self) -> str:
+        """The version directory."""
+        return self.bundle.path
+
+    @property
+    def signature_defs(self) -> dict[str, meta_graph_pb2.SignatureDef]:
+        """The SignatureDefs of the loaded MetaGraph, by key."""
+        return self.bundle.signature_defs
 
     def run(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs a signature on numpy inputs.
+        """Runs a signature on numpy inputs, through the batch scheduler when batching.
 
         Args:
             signature_name: A key of `signature_defs`.
             inputs: One array per signature input alias.
 
         Returns:
-            One array per signature output alias.
+            One array per signature output alias (batch first).
+
+        Raises:
+            SessionRunError: If the session fails (TensorFlow's code and message).
+            RequestError: If the batch scheduler refuses the request.
         """
-        function = self.loaded.signatures[signature_name]
-        tensors = {name: tf.constant(value) for name, value in inputs.items()}
-        outputs = function(**tensors)
-        return {name: value.numpy() for name, value in outputs.items()}
+        if self.batching is None:
+            return self.bundle.run(signature_name, inputs)
+        return self._schedulers[signature_name].submit(inputs)
 
 
-def read_signature_defs(version_path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """Reads the SignatureDefs of the "serve" MetaGraphDef of a SavedModel.
-
-    Args:
-        version_path: A SavedModel directory.
-
-    Returns:
-        The signature map, by key.
-
-    Raises:
-        ValueError: No `saved_model.pb`, or no MetaGraphDef tagged "serve".
-    """
-    pb_path = os.path.join(version_path, "saved_model.pb")
-    if not os.path.isfile(pb_path):
-        raise ValueError(f"SavedModel file does not exist at: {pb_path}")
-    saved_model = saved_model_pb2.SavedModel()
-    with open(pb_path, "rb") as file:
-        saved_model.ParseFromString(file.read())
-    for meta_graph in saved_model.meta_graphs:
-        if SERVE_TAG in meta_graph.meta_info_def.tags:
-            return dict(meta_graph.signature_def)
-    raise ValueError(f"Could not find meta graph def matching supplied tags: {{ {SERVE_TAG} }}")
-
-
-def load_servable(name: str, version: int, version_path: str) -> Servable:
-    """Loads a SavedModel version.
-
-    Args:
-        name: The model name.
-        version: The version number.
-        version_path: The version directory.
-
-    Returns:
-        The loaded servable (warmup is the caller's business).
-
-    Raises:
-        ValueError: The directory is not a loadable SavedModel.
-    """
-    signature_defs = read_signature_defs(version_path)
-    try:
-        loaded = tf.saved_model.load(version_path, tags=[SERVE_TAG])
-    except Exception as error:  # noqa: BLE001 - report any loader failure as one error.
-        raise ValueError(f"{type(error).__name__}: {error}") from error
-    return Servable(name, version, version_path, signature_defs, loaded)
+def _close_schedulers(schedulers: list[BatchScheduler]) -> None:
+    for scheduler in schedulers:
+        scheduler.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from nmt_keras.serving.batching import BatchingParameters, read_batching_parameters
 from nmt_keras.serving.errors import ServerError
 from nmt_keras.serving.grpc_server import build_grpc_server
 from nmt_keras.serving.model_config import read_model_config_file, single_model_config
@@ -47,6 +48,11 @@ class ServerOptions:
         max_request_bytes: Largest request (serialized proto / HTTP body); 0 means no limit.
         host: Interface to bind; 127.0.0.1 unless told otherwise ("0.0.0.0" for all).
         grpc_max_threads: Requests served in parallel on the gRPC port.
+        enable_batching: Merge concurrent requests to a signature into one run
+            (`--enable_batching`), with TF Serving's default parameters unless
+            `batching_parameters_file` is given.
+        batching_parameters_file: Text-proto `BatchingParameters`
+            (`--batching_parameters_file`); needs `enable_batching`.
     """
 
     port: int = 8500
@@ -59,6 +65,8 @@ class ServerOptions:
     max_request_bytes: int = 0
     host: str = "127.0.0.1"
     grpc_max_threads: int = 16
+    enable_batching: bool = False
+    batching_parameters_file: str | None = None
 
 
 class RunningServer:
@@ -129,6 +137,19 @@ def _config_list(options: ServerOptions):
     return single_model_config(options.model_name or DEFAULT_MODEL_NAME, options.model_base_path)
 
 
+def _batching(options: ServerOptions) -> BatchingParameters | None:
+    if options.batching_parameters_file and not options.enable_batching:
+        raise ServerError(
+            "Expected --enable_batching with --batching_parameters_file. Received: "
+            f"batching_parameters_file={options.batching_parameters_file}"
+        )
+    if not options.enable_batching:
+        return None
+    if options.batching_parameters_file:
+        return read_batching_parameters(options.batching_parameters_file)
+    return BatchingParameters()
+
+
 def start_server(options: ServerOptions) -> RunningServer:
     """Loads the models and starts serving in background threads.
 
@@ -139,8 +160,9 @@ def start_server(options: ServerOptions) -> RunningServer:
         The running server, with the ports actually bound.
 
     Raises:
-        ServerError: Bad options, a model that cannot load (missing base path, no
-            versions, a failing version or warmup record), or a port that cannot be bound.
+        ServerError: Bad options or batching parameters, a model that cannot load
+            (missing base path, no versions, an op or variable the session loader cannot
+            run, a failing warmup record), or a port that cannot be bound.
     """
     for field_name in ("port", "rest_api_port"):
         value = getattr(options, field_name)
@@ -160,7 +182,7 @@ def start_server(options: ServerOptions) -> RunningServer:
             f"max_request_bytes={options.max_request_bytes}"
         )
     limits = RequestLimits(options.max_batch_size, options.max_request_bytes)
-    manager = ModelManager(_config_list(options))
+    manager = ModelManager(_config_list(options), batching=_batching(options))
     manager.load()
     try:
         grpc_server, grpc_port = build_grpc_server(

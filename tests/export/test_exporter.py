@@ -1,5 +1,6 @@
 import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -7,10 +8,6 @@ import tensorflow as tf
 
 from nmt_keras.decoding import DecodingOptions
 from nmt_keras.export import (
-    ALIGN,
-    NBEST,
-    SERVING_DEFAULT,
-    SIGNATURE_OUTPUTS,
     assert_servable,
     export_run,
     exporter,
@@ -20,6 +17,7 @@ from nmt_keras.export import (
     warmup_path,
 )
 from nmt_keras.export.versions import STAGING_PREFIX
+from nmt_keras.serving.signatures import ALIGN, NBEST, SERVING_DEFAULT, SIGNATURE_OUTPUTS
 
 ALIGN_OUTPUTS = {
     "translation": (tf.string, [None]),
@@ -121,7 +119,7 @@ def test_failed_export_leaves_nothing(trained_run, tmp_path, monkeypatch):
         seen.append(sorted(os.listdir(staging)))
         raise RuntimeError("warmup exploded")
 
-    monkeypatch.setattr(exporter, "check_warmup", fail)
+    monkeypatch.setattr(exporter.audit, "assert_servable", fail)
     with pytest.raises(RuntimeError, match="warmup exploded"):
         export_run(trained_run, str(base))
     assert "saved_model.pb" in seen[0] and "assets.extra" in seen[0], "failed mid-export"
@@ -156,3 +154,14 @@ def test_beam_export_warms_up_every_signature(beam_version_dir):
     records = read_warmup_requests(warmup_path(beam_version_dir))
     names = {record.predict_log.request.model_spec.signature_name for record in records}
     assert names == {SERVING_DEFAULT, ALIGN, NBEST}
+
+
+def test_the_published_version_is_readable_by_other_users(version_dir):
+    # A TF Serving container rarely runs as the exporting user: no mkdtemp 0700 may remain.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for directory, _, files in os.walk(version_dir):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o777 & ~umask, directory
+        for name in files:
+            mode = stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode)
+            assert mode & 0o444 == 0o444 & ~umask, name

@@ -1,14 +1,26 @@
+import shutil
+
 import pytest
 import tensorflow as tf
 
-from nmt_keras.export import ALIGN, SERVING_DEFAULT, WarmupError, check_warmup
-from nmt_keras.export.warmup import (
+from nmt_keras.serving.servable import Servable
+from nmt_keras.serving.session_bundle import SessionBundle
+from nmt_keras.serving.signatures import ALIGN, SERVING_DEFAULT
+from nmt_keras.serving.warmup import (
     MAX_WARMUP_RECORDS,
+    WarmupError,
     make_warmup_requests,
     read_warmup_requests,
-    run_warmup_requests,
+    run_requests,
+    run_warmup,
     warmup_path,
 )
+
+
+@pytest.fixture(scope="module")
+def servable(version_dir):
+    """The export loaded by TensorFlow's C++ session loader, as TF Serving loads it."""
+    return Servable("nmt", 1, SessionBundle(version_dir))
 
 
 def test_warmup_file_has_predict_requests_for_both_signatures(version_dir):
@@ -25,28 +37,28 @@ def test_warmup_file_has_predict_requests_for_both_signatures(version_dir):
         assert [dim.size for dim in tensor.tensor_shape.dim] == [len(tensor.string_val)]
 
 
-def test_every_warmup_request_runs_on_the_saved_model(version_dir, loaded):
+def test_every_warmup_request_runs_in_the_session_loader(version_dir, servable):
     logs = read_warmup_requests(warmup_path(version_dir))
-    results = run_warmup_requests(loaded, logs)
-    assert len(results) == len(logs)
-    assert "attention" in results[1] and "attention" not in results[0]
+    assert run_warmup(servable) == len(logs)
 
 
-def test_bad_warmup_requests_are_reported(loaded):
+def test_bad_warmup_requests_are_reported_with_the_servers_status(servable):
     (log,) = make_warmup_requests([["hallo"]], signature_names=["nope"])
-    with pytest.raises(WarmupError, match="record 0: unknown signature 'nope'"):
-        run_warmup_requests(loaded, [log])
+    with pytest.raises(WarmupError, match='Record 0 of F failed: .*"nope" not found'):
+        run_requests(servable, [log], source="F")
     (log,) = make_warmup_requests([["hallo"]], signature_names=[SERVING_DEFAULT])
     log.predict_log.request.inputs["sentence"].CopyFrom(log.predict_log.request.inputs["text"])
-    with pytest.raises(WarmupError, match="expected inputs"):
-        run_warmup_requests(loaded, [log])
+    with pytest.raises(WarmupError, match="Record 0 of F failed: INVALID_ARGUMENT"):
+        run_requests(servable, [log], source="F")
     with pytest.raises(ValueError, match="non-empty"):
         make_warmup_requests([[]])
 
 
-def test_check_warmup_needs_the_warmup_file(tmp_path):
-    with pytest.raises(WarmupError, match="tf_serving_warmup_requests"):
-        check_warmup(str(tmp_path))
+def test_a_version_without_warmup_file_replays_nothing(version_dir, tmp_path):
+    copy = shutil.copytree(
+        version_dir, tmp_path / "1", ignore=shutil.ignore_patterns("assets.extra")
+    )
+    assert run_warmup(Servable("nmt", 1, SessionBundle(copy))) == 0
 
 
 def test_unreadable_warmup_files_name_the_file_or_record(tmp_path):

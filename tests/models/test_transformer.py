@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from nmt_keras.export.audit import assert_servable
+from nmt_keras.export.session_loadable import SessionLoadableModule
 from nmt_keras.models.transformer import Transformer
 from nmt_keras.search import greedy_search
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -155,7 +156,9 @@ def test_fit_overfits_four_pairs_to_exact_greedy_reproduction():
     np.testing.assert_array_equal(result.lengths, (TARGETS[:, 1:] != PAD_ID).sum(1))
 
 
-class GreedyTranslator(tf.Module):
+class GreedyTranslator(SessionLoadableModule):
+    keras_attributes = ("model",)
+
     def __init__(self, model):
         super().__init__()
         self.model = model
@@ -169,7 +172,7 @@ def test_saved_model_runs_greedy_search_and_is_servable(tmp_path):
     model = make_model(encoder_layers=1, decoder_layers=1, shared_target_embeddings=True)
     translator = GreedyTranslator(model)
     path = str(tmp_path / "saved_model")
-    tf.saved_model.save(translator, path)
+    translator.save_with_signatures(path, {"serving_default": translator.translate})
     assert_servable(path)
     loaded = tf.saved_model.load(path)
     for source in (SOURCE, SOURCE[1:, :3], np.tile(SOURCE, (3, 1))):

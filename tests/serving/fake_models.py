@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 
+import keras
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 
@@ -84,3 +86,44 @@ def write_warmup(version_dir: str, requests: list[predict_pb2.PredictRequest]) -
             )
             writer.write(log.SerializeToString())
     return path
+
+
+class KerasBehindAModule(tf.Module):
+    """A module that reaches Keras 3 variables only through the Keras model it holds.
+
+    `tf.saved_model.load` runs its SavedModel; TF Serving's session loader does not: the
+    saver restores a copy of each variable, and Predict fails with "Could not find
+    variable dense/kernel".
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.model = keras.Sequential([keras.layers.Dense(2, name="dense")])
+        self.model(tf.zeros([1, 1]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        length = tf.cast(tf.strings.length(text), tf.float32)[:, None]  # (batch, 1)
+        return {"score": self.model(length)[:, 0]}
+
+
+def save_keras_behind_a_module(path: str) -> str:
+    """Saves a `KerasBehindAModule` SavedModel at `path` and returns it."""
+    module = KerasBehindAModule()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
+
+
+def rename_op(saved_model_dir: str, old: str, new: str) -> None:
+    """Renames the op type of every node of type `old` in the SavedModel's functions."""
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, "rb") as file:
+        saved_model.ParseFromString(file.read())
+    for meta_graph in saved_model.meta_graphs:
+        for function in meta_graph.graph_def.library.function:
+            for node in function.node_def:
+                if node.op == old:
+                    node.op = new
+    with open(path, "wb") as file:
+        file.write(saved_model.SerializeToString())

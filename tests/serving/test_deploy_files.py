@@ -6,76 +6,12 @@ import pathlib
 
 import pytest
 import yaml
-from google.protobuf import (
-    descriptor_pb2,
-    descriptor_pool,
-    message_factory,
-    text_format,
-    wrappers_pb2,
-)
+from google.protobuf import text_format
 
+from nmt_keras.serving.batching import BatchingParametersProto, read_batching_parameters
 from nmt_keras.serving.model_config import read_model_config_file
 
 SERVING_DIR = pathlib.Path(__file__).resolve().parents[2] / "serving"
-
-
-def _batching_parameters_class():
-    """`tensorflow.serving.BatchingParameters`, from the serving protos when installed.
-
-    tensorflow-serving-api ships only `apis/` and `config/`, not
-    `servables/tensorflow/session_bundle_config_pb2`. Without it the message is rebuilt
-    here with the field names, numbers and types of
-    tensorflow_serving/servables/tensorflow/session_bundle_config.proto (fields 1-7; later
-    releases add more, which this file does not use), so a misspelt field or a wrong
-    type still fails to parse.
-    """
-    try:
-        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
-    except ImportError:
-        pass
-    else:
-        return session_bundle_config_pb2.BatchingParameters
-    label = descriptor_pb2.FieldDescriptorProto
-    file_proto = descriptor_pb2.FileDescriptorProto(
-        name="nmt_keras_tests/session_bundle_config_subset.proto",
-        package="tensorflow.serving.test_subset",
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )
-    message = file_proto.message_type.add(name="BatchingParameters")
-    wrapped = {
-        "max_batch_size": (1, ".google.protobuf.Int64Value"),
-        "batch_timeout_micros": (2, ".google.protobuf.Int64Value"),
-        "max_enqueued_batches": (3, ".google.protobuf.Int64Value"),
-        "num_batch_threads": (4, ".google.protobuf.Int64Value"),
-        "thread_pool_name": (5, ".google.protobuf.StringValue"),
-    }
-    for name, (number, type_name) in wrapped.items():
-        message.field.add(
-            name=name,
-            number=number,
-            label=label.LABEL_OPTIONAL,
-            type=label.TYPE_MESSAGE,
-            type_name=type_name,
-        )
-    message.field.add(
-        name="allowed_batch_sizes", number=6, label=label.LABEL_REPEATED, type=label.TYPE_INT64
-    )
-    message.field.add(
-        name="pad_variable_length_inputs",
-        number=7,
-        label=label.LABEL_OPTIONAL,
-        type=label.TYPE_BOOL,
-    )
-    pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(
-        descriptor_pb2.FileDescriptorProto.FromString(
-            wrappers_pb2.DESCRIPTOR.serialized_pb
-        ).SerializeToString()
-    )
-    pool.Add(file_proto)
-    descriptor = pool.FindMessageTypeByName("tensorflow.serving.test_subset.BatchingParameters")
-    return message_factory.GetMessageClass(descriptor)
 
 
 def test_models_config_parses_and_validates():
@@ -89,22 +25,19 @@ def test_models_config_parses_and_validates():
 
 
 def test_batching_parameters_parse():
-    parameters = text_format.Parse(
-        (SERVING_DIR / "batching_parameters.txt").read_text(encoding="utf-8"),
-        _batching_parameters_class()(),
-    )
+    parameters = read_batching_parameters(str(SERVING_DIR / "batching_parameters.txt"))
     assert parameters.pad_variable_length_inputs
-    assert parameters.max_batch_size.value >= 64  # the client's default request size
-    assert 0 < parameters.batch_timeout_micros.value <= 10_000
-    assert parameters.num_batch_threads.value >= 1
-    assert parameters.max_enqueued_batches.value >= 1
+    assert parameters.max_batch_size >= 64  # the client's default request size
+    assert 0 < parameters.batch_timeout_micros <= 10_000
+    assert parameters.num_batch_threads >= 1
+    assert parameters.max_enqueued_batches >= 1
 
 
 def test_batching_parameters_reject_unknown_fields():
     with pytest.raises(text_format.ParseError):
-        text_format.Parse("max_batch_size: 64", _batching_parameters_class()())  # not a wrapper
+        text_format.Parse("max_batch_size: 64", BatchingParametersProto())  # not a wrapper
     with pytest.raises(text_format.ParseError):
-        text_format.Parse("batch_timeout_ms { value: 1 }", _batching_parameters_class()())
+        text_format.Parse("batch_timeout_ms { value: 1 }", BatchingParametersProto())
 
 
 def test_docker_compose_points_at_the_config_files():

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from nmt_keras.cli import main
-from nmt_keras.export import ALIGN, NBEST, SERVING_DEFAULT, assert_servable
+from nmt_keras.export import assert_servable
+from nmt_keras.serving.signatures import ALIGN, NBEST, SERVING_DEFAULT
 from tests.toy_data import TOY_PAIRS, tiny_train_args, write_lines
 
 TRANSFORMER = [
