@@ -9,7 +9,7 @@ DEMO_SENTENCES := "Tengo hambre." "¿Dónde está la estación de tren?" \
 DATA := data/tatoeba-spa-eng
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-all lint format bench
+.PHONY: demo test test-all lint format bench serving-compat
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,3 +47,7 @@ format: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PYTHON) benchmarks/padding.py
 	$(PYTHON) benchmarks/train_throughput.py
+
+# Exports run on the newest released TF Serving's TensorFlow (a throw-away virtualenv).
+serving-compat: $(VENV)/.installed
+	$(PYTHON) benchmarks/serving_compat.py --json benchmarks/results/serving_compat.json
