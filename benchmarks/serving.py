@@ -34,14 +34,19 @@ alternating which goes first) and the table shows medians; the ratio is the medi
 the per-repeat ratios ours / tutorial. CPU-seconds columns divide by this process's CPU
 time instead of wall time, which other processes on a shared machine disturb far less.
 
-Part B, gRPC. `nmt-keras serve` (the local TF-Serving-compatible server) is started as a
+Part B, gRPC. `nmt-keras serve` (the local TF-Serving-compatible server, which loads the
+version through TensorFlow's C++ session loader as TF Serving does) is started as a
 subprocess on a free port (`--server inprocess` runs `nmt_keras.serving.start_server` in
 this process instead), and clients (`nmt_keras.serving.Client`, one per thread) send
 one short sentence per request (test sentences of at most `--short-words` words, in
-turn). It reports latency p50/p99 with 1 client, and requests/s with p50/p99 with 4 and
-16 concurrent clients, each level bounded by `--grpc-requests` requests and
-`--grpc-seconds` seconds. A "direct" row gives the same sentences through the SavedModel
-in this process, to separate the model's time from the server's and gRPC's.
+turn). It reports requests/s and latency p50/p99 at each `--concurrency` level (1, 4,
+16 and 64 clients), each level bounded by `--grpc-requests` requests and
+`--grpc-seconds` seconds. With `--batching both` (the default) the server runs twice,
+back to back: without server-side batching, then with `--enable_batching
+--batching_parameters_file` (`--batching-parameters`, the deployment file by default),
+and a table gives the batched / unbatched throughput ratio at each level. A "direct" row
+gives the same sentences through the SavedModel in this process, to separate the
+model's time from the server's and gRPC's.
 """
 
 from __future__ import annotations
@@ -106,7 +111,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-direct", action="store_true", help="skip part A")
     parser.add_argument("--skip-grpc", action="store_true", help="skip part B")
-    parser.add_argument("--concurrency", default="1,4,16", help="gRPC client threads per level")
+    parser.add_argument("--concurrency", default="1,4,16,64", help="gRPC client threads per level")
+    parser.add_argument(
+        "--batching",
+        choices=("off", "on", "both"),
+        default="both",
+        help="server-side batching in part B: off, on, or both runs back to back",
+    )
+    parser.add_argument(
+        "--batching-parameters",
+        default=os.path.join(REPO_ROOT, "serving", "batching_parameters.txt"),
+        help="the BatchingParameters file of the batched server",
+    )
     parser.add_argument("--grpc-requests", type=int, default=300, help="requests per level (max)")
     parser.add_argument("--grpc-seconds", type=float, default=45.0, help="seconds per level (max)")
     parser.add_argument("--grpc-warmup", type=int, default=10, help="untimed requests first")
@@ -407,7 +423,9 @@ def run_direct(args, models: dict[str, Model], sentences: list[str]) -> dict:
 class ServerProcess:
     """`nmt-keras serve` in a subprocess on a free port, or `start_server` in-process."""
 
-    def __init__(self, base_path: str, mode: str, log_path: str):
+    def __init__(
+        self, base_path: str, mode: str, log_path: str, batching_parameters: str | None = None
+    ):
         self.mode = mode
         self.log_path = log_path
         self.process = None
@@ -416,12 +434,20 @@ class ServerProcess:
             from nmt_keras.serving import AUTO_PORT, ServerOptions, start_server
 
             self.server = start_server(
-                ServerOptions(port=AUTO_PORT, model_name="nmt", model_base_path=base_path)
+                ServerOptions(
+                    port=AUTO_PORT,
+                    model_name="nmt",
+                    model_base_path=base_path,
+                    enable_batching=batching_parameters is not None,
+                    batching_parameters_file=batching_parameters,
+                )
             )
             self.port = self.server.grpc_port
             return
         command = [sys.executable, "-m", "nmt_keras.cli", "serve", "--port", "0"]
         command += ["--model_name", "nmt", "--model_base_path", base_path]
+        if batching_parameters is not None:
+            command += ["--enable_batching", "--batching_parameters_file", batching_parameters]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self._stderr = open(log_path, "w", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -547,21 +573,29 @@ def direct_latency(model: Model, sentences: list[str], count: int) -> dict:
 
 
 def run_grpc(
-    args, version_dir: str, ours: Model | None, sentences: list[str], results_base: list
+    args,
+    version_dir: str,
+    ours: Model | None,
+    sentences: list[str],
+    results_base: list,
+    batching_parameters: str | None = None,
 ) -> dict:
     """Part B: start a server on our SavedModel and measure each concurrency level.
 
     The temporary base directory it creates is appended to `results_base` (for cleanup).
+    `batching_parameters` turns server-side batching on with that file.
     """
     # Serve exactly `version_dir`: a base path holding only it, as version 1.
     base = tempfile.mkdtemp(prefix="nmt_serving_base_")
     results_base.append(base)
     os.symlink(os.path.abspath(version_dir), os.path.join(base, "1"))
-    results: dict = {"server": args.server, "levels": []}
+    results: dict = {"server": args.server, "batching_parameters": batching_parameters}
+    results["levels"] = []
     log_path = os.path.join(base, "server.log")
-    log(f"starting the local server ({args.server}) on {version_dir} ...")
+    batching = f"batching with {batching_parameters}" if batching_parameters else "no batching"
+    log(f"starting the local server ({args.server}, {batching}) on {version_dir} ...")
     start = time.perf_counter()
-    server = ServerProcess(base, args.server, log_path)
+    server = ServerProcess(base, args.server, log_path, batching_parameters)
     results["startup_seconds"] = time.perf_counter() - start
     target = f"127.0.0.1:{server.port}"
     log(f"  serving on {target} after {results['startup_seconds']:.0f} s")
@@ -589,6 +623,37 @@ def run_grpc(
 
 
 # ----------------------------------------------------------------------------- report
+
+
+def grpc_table(results: dict, key: str) -> list[str]:
+    """The markdown lines of one part-B run (`grpc` or `grpc_batched`), if it ran."""
+    grpc = results.get(key)
+    if not grpc:
+        return []
+    batching = grpc.get("batching_parameters")
+    lines = [
+        f"gRPC, local server ({grpc['server']}, "
+        + (f"batching: `{os.path.relpath(batching, REPO_ROOT)}`" if batching else "no batching")
+        + f"), one short sentence per request (<= {results['settings']['short_words']} "
+        "words), `nmt_keras.serving.Client` per thread.",
+        "",
+        "| clients | requests | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for level in grpc["levels"]:
+        lines.append(
+            f"| {level['clients']} | {level['requests']} | {level['requests_per_s']:.1f} "
+            f"| {level['p50_ms']:.1f} | {level['p90_ms']:.1f} | {level['p99_ms']:.1f} "
+            f"| {level['max_ms']:.1f} | {level['errors']} |"
+        )
+    if "direct" in grpc:
+        level = grpc["direct"]
+        lines.append(
+            f"| direct (no server) | {level['requests']} | "
+            f"{1000 / level['mean_ms']:.1f} | {level['p50_ms']:.1f} "
+            f"| {level['p90_ms']:.1f} | {level['p99_ms']:.1f} | {level['max_ms']:.1f} | 0 |"
+        )
+    return [*lines, ""]
 
 
 def markdown_tables(results: dict) -> str:
@@ -627,28 +692,22 @@ def markdown_tables(results: dict) -> str:
                     f"| {cell['ms_per_batch']:.1f} |"
                 )
         lines.append("")
-    grpc = results.get("grpc")
-    if grpc:
+    for key in ("grpc", "grpc_batched"):
+        lines += grpc_table(results, key)
+    if "grpc" in results and "grpc_batched" in results:
         lines += [
-            f"gRPC, local server ({grpc['server']}), one short sentence per request "
-            f"(<= {results['settings']['short_words']} words), `nmt_keras.serving.Client` "
-            "per thread.",
+            "Server-side batching, batched / unbatched at each level:",
             "",
-            "| clients | requests | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| clients | requests/s | p99 ms (unbatched) | p99 ms (batched) |",
+            "|---:|---:|---:|---:|",
         ]
-        for level in grpc["levels"]:
+        for plain, batched in zip(
+            results["grpc"]["levels"], results["grpc_batched"]["levels"], strict=True
+        ):
+            ratio = batched["requests_per_s"] / plain["requests_per_s"]
             lines.append(
-                f"| {level['clients']} | {level['requests']} | {level['requests_per_s']:.1f} "
-                f"| {level['p50_ms']:.1f} | {level['p90_ms']:.1f} | {level['p99_ms']:.1f} "
-                f"| {level['max_ms']:.1f} | {level['errors']} |"
-            )
-        if "direct" in grpc:
-            level = grpc["direct"]
-            lines.append(
-                f"| direct (no server) | {level['requests']} | "
-                f"{1000 / level['mean_ms']:.1f} | {level['p50_ms']:.1f} "
-                f"| {level['p90_ms']:.1f} | {level['p99_ms']:.1f} | {level['max_ms']:.1f} | 0 |"
+                f"| {plain['clients']} | {ratio:.2f}x "
+                f"| {plain['p99_ms']:.1f} | {batched['p99_ms']:.1f} |"
             )
         lines.append("")
     machine = results["machine"]
@@ -682,6 +741,7 @@ def main(argv: list[str] | None = None) -> None:
             "grpc_requests": args.grpc_requests,
             "grpc_seconds": args.grpc_seconds,
             "short_words": args.short_words,
+            "batching": args.batching,
             "seed": args.seed,
         },
     }
@@ -713,7 +773,12 @@ def main(argv: list[str] | None = None) -> None:
             results["direct"] = run_direct(args, models, sentences)
         if not args.skip_grpc:
             short = short_sentences(config, args.short_words, args.seed)
-            results["grpc"] = run_grpc(args, version_dir, models[OURS], short, temporaries)
+            if args.batching in ("off", "both"):
+                results["grpc"] = run_grpc(args, version_dir, models[OURS], short, temporaries)
+            if args.batching in ("on", "both"):
+                results["grpc_batched"] = run_grpc(
+                    args, version_dir, None, short, temporaries, args.batching_parameters
+                )
     finally:
         import shutil
 

@@ -139,3 +139,13 @@ def test_an_op_the_server_lacks_fails_the_load_naming_it(echo_saved_model, tmp_p
     with pytest.raises(ServerError, match="Op type not registered 'Addons>GatherTree'"):
         start_server(ServerOptions(port=0, model_base_path=str(tmp_path / "addons")))
     assert os.path.isdir(copy), "a refused version is left as it was"
+
+
+def test_nmt_keras_serve_refuses_it_in_one_line(keras_behind_a_module, tmp_path, capsys):
+    warmed = install_version(keras_behind_a_module, str(tmp_path / "m"), 1)
+    write_warmup(warmed, [text_request(["warm"])])
+    status = main(["serve", "--port", "0", "--model_base_path", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err
+    assert err.startswith("nmt-keras: error: Failed to load servable default version 1")
+    assert "Could not find variable" in err
