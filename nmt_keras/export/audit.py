@@ -22,12 +22,12 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from nmt_keras.serving import tf_c_api, warmup
+from nmt_keras.serving import warmup
 from nmt_keras.serving.predict import PREDICT_METHOD
 from nmt_keras.serving.servable import Servable
 from nmt_keras.serving.session_bundle import SessionBundle, SessionLoadError
 from nmt_keras.serving.signatures import TEXT_INPUT
-from nmt_keras.serving.tensors import from_ndarray
+from nmt_keras.serving.tensors import NUMPY_DTYPES, from_ndarray
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -210,7 +210,7 @@ def sample_requests(
             if info.dtype == types_pb2.DT_STRING:
                 array = np.full(shape, b"", dtype=object)
             else:
-                array = np.zeros(shape, dtype=tf_c_api.NUMPY_DTYPES.get(info.dtype, np.float32))
+                array = np.zeros(shape, dtype=NUMPY_DTYPES.get(info.dtype, np.float32))
             request.inputs[alias].CopyFrom(from_ndarray(array, info.dtype))
         logs.append(
             prediction_log_pb2.PredictionLog(

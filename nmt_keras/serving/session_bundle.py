@@ -25,9 +25,10 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from nmt_keras.serving import tf_c_api
 from nmt_keras.serving.signatures import SERVE_TAG
+from nmt_keras.serving.tensors import NUMPY_DTYPES
 
 #: TF_DataType of each numpy dtype kind a request can carry.
-_TF_DTYPES = {dtype: enum for enum, dtype in tf_c_api.NUMPY_DTYPES.items()}
+_TF_DTYPES = {dtype: enum for enum, dtype in NUMPY_DTYPES.items()}
 
 
 class SessionLoadError(ValueError):

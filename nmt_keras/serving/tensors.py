@@ -42,8 +42,10 @@ _NUMERIC: dict[int, tuple[np.dtype, np.dtype, str]] = {
     # One byte a value; any non-zero byte is true.
     types_pb2.DT_BOOL: (np.dtype(np.bool_), np.dtype("u1"), "bool_val"),
 }
+#: Numeric dtype enum -> numpy dtype (native byte order); strings are object arrays.
+NUMPY_DTYPES: dict[int, np.dtype] = {enum: dtype for enum, (dtype, _, _) in _NUMERIC.items()}
 # Numpy dtype (native byte order) -> dtype enum, for `from_ndarray` without a dtype.
-_ENUMS = {numpy_dtype: enum for enum, (numpy_dtype, _, _) in _NUMERIC.items()}
+_ENUMS = {numpy_dtype: enum for enum, numpy_dtype in NUMPY_DTYPES.items()}
 # Typed field -> dtype of the values it holds (`half_val`: the float16 bits in an int32).
 _FIELD_DTYPES = {
     "float_val": np.dtype(np.float32),

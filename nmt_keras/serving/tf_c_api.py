@@ -23,23 +23,12 @@ import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from tensorflow.core.framework import types_pb2
 
-#: TF_DataType enum (tensorflow/c/tf_datatype.h) -> numpy dtype of the numeric types.
-NUMPY_DTYPES: dict[int, np.dtype] = {
-    1: np.dtype(np.float32),
-    2: np.dtype(np.float64),
-    3: np.dtype(np.int32),
-    4: np.dtype(np.uint8),
-    5: np.dtype(np.int16),
-    6: np.dtype(np.int8),
-    9: np.dtype(np.int64),
-    10: np.dtype(np.bool_),
-    17: np.dtype(np.uint16),
-    19: np.dtype(np.float16),
-    22: np.dtype(np.uint32),
-    23: np.dtype(np.uint64),
-}
-TF_STRING = 7
+from nmt_keras.serving.tensors import NUMPY_DTYPES
+
+#: TF_DataType enums are DataType enums (tensorflow/c/tf_datatype.h).
+TF_STRING = types_pb2.DT_STRING
 #: sizeof(TF_TString) (tensorflow/core/platform/ctstring_internal.h).
 TSTRING_SIZE = 24
 #: TF_Code of an OK status.
