@@ -14,12 +14,13 @@ from nmt_keras.serving.signatures import (
     SERVING_DEFAULT,
     SIGNATURE_NAMES,
     SIGNATURE_OUTPUTS,
+    TEXT_DTYPE,
     TEXT_INPUT,
 )
 from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
 from nmt_keras.translator import Translator
 
-TEXT_SPEC = tf.TensorSpec([None], tf.string, name=TEXT_INPUT)
+TEXT_SPEC = tf.TensorSpec([None], tf.as_dtype(TEXT_DTYPE), name=TEXT_INPUT)
 
 
 class ServingModule(SessionLoadableModule):

@@ -41,6 +41,7 @@ from nmt_keras.serving.signatures import (
     OUTPUT_RANKS,
     SERVING_DEFAULT,
     SIGNATURE_OUTPUTS,
+    TEXT_DTYPE,
     TEXT_INPUT,
 )
 from nmt_keras.serving.tensors import from_ndarray, to_ndarray
@@ -378,7 +379,7 @@ class Client:
         inputs = dict(signature.inputs)
         if TEXT_INPUT not in inputs:
             problems.append(f"no input {TEXT_INPUT!r}")
-        elif inputs[TEXT_INPUT].dtype != types_pb2.DT_STRING:
+        elif inputs[TEXT_INPUT].dtype != TEXT_DTYPE:
             problems.append(
                 f"input {TEXT_INPUT!r} has dtype {_dtype_name(inputs[TEXT_INPUT].dtype)}, "
                 "expected DT_STRING"
@@ -405,7 +406,7 @@ class Client:
         """Runs one `Predict` call; returns the signature's outputs, dtypes and shapes checked."""
         request = predict_pb2.PredictRequest(model_spec=self._model_spec(signature))
         text = np.array(batch, dtype=object)
-        request.inputs[TEXT_INPUT].CopyFrom(from_ndarray(text, types_pb2.DT_STRING))
+        request.inputs[TEXT_INPUT].CopyFrom(from_ndarray(text, TEXT_DTYPE))
         expected_outputs = SIGNATURE_OUTPUTS[signature]
         request.output_filter.extend(expected_outputs)
         response = self._call(self._stub.Predict, request)

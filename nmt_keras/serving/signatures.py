@@ -34,8 +34,9 @@ ALIGN = "align"
 NBEST = "nbest"
 SIGNATURE_NAMES = (SERVING_DEFAULT, ALIGN, NBEST)
 
-#: The only input of every signature.
+#: The only input of every signature, and its dtype.
 TEXT_INPUT = "text"
+TEXT_DTYPE = types_pb2.DT_STRING
 
 _TRANSLATION = {
     "translation": types_pb2.DT_STRING,

@@ -20,7 +20,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from nmt_keras.serving.predict import RequestLimits, run_predict
 from nmt_keras.serving.servable import Servable
-from nmt_keras.serving.signatures import ALIGN, SERVING_DEFAULT, TEXT_INPUT
+from nmt_keras.serving.signatures import ALIGN, SERVING_DEFAULT, TEXT_DTYPE, TEXT_INPUT
 from nmt_keras.serving.tensors import from_ndarray
 
 WARMUP_DIR = "assets.extra"
@@ -65,7 +65,7 @@ def make_warmup_requests(
         batch = list(batch)
         if not batch:
             raise ValueError("Expected non-empty warmup batches. Received: an empty batch")
-        tensor = from_ndarray(np.array([s.encode("utf-8") for s in batch], dtype=object))
+        tensor = from_ndarray(np.array([s.encode("utf-8") for s in batch], object), TEXT_DTYPE)
         for signature_name in signature_names:
             request = predict_pb2.PredictRequest()
             request.model_spec.signature_name = signature_name
