@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 from collections.abc import Iterable
 
 import sentencepiece as spm
@@ -12,6 +13,28 @@ from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 MIN_VOCAB_SIZE = 8
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
+# SentencePiece's message when the characters to cover (and the 4 special pieces) do not
+# fit in the vocabulary (trainer_interface.cc).
+_TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
+
+
+class VocabularyTooSmallError(ValueError):
+    """The vocabulary cannot hold every character `character_coverage` asks for.
+
+    Attributes:
+        vocab_size: The vocabulary size asked for.
+        required: The pieces SentencePiece needs: the characters to cover, plus the
+            special pieces.
+    """
+
+    def __init__(self, vocab_size: int, required: int, character_coverage: float) -> None:
+        super().__init__(
+            f"vocab_size={vocab_size} is smaller than the {required} pieces that "
+            f"character_coverage={character_coverage} needs (the characters to cover and "
+            "4 special pieces)"
+        )
+        self.vocab_size = vocab_size
+        self.required = required
 
 
 def train_sentencepiece(
@@ -45,9 +68,11 @@ def train_sentencepiece(
         The serialized model, ready for `Tokenizer(model_proto)`.
 
     Raises:
+        VocabularyTooSmallError: If `vocab_size` is below the number of characters
+            `character_coverage` requires (scripts with thousands of characters, such as
+            Chinese, with a vocabulary sized for Latin scripts).
         ValueError: On a bad argument, no non-empty sentence, or when SentencePiece
-            rejects the corpus (for example `vocab_size` below the number of characters
-            it must cover).
+            rejects the corpus for another reason.
     """
     if vocab_size < MIN_VOCAB_SIZE:
         raise ValueError(
@@ -92,5 +117,10 @@ def train_sentencepiece(
         )
     except RuntimeError as error:
         message = " ".join(str(error).split())
+        too_small = _TOO_SMALL.search(message)
+        if too_small:
+            raise VocabularyTooSmallError(
+                vocab_size, int(too_small.group(2)), character_coverage
+            ) from error
         raise ValueError(f"SentencePiece training failed: {message}") from error
     return writer.getvalue()

@@ -17,7 +17,7 @@ from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_corpus, sub
 from nmt_keras.data.pipeline import make_dataset
 from nmt_keras.models import build_model
 from nmt_keras.run import RunError, RunPaths
-from nmt_keras.text.sentencepiece_training import train_sentencepiece
+from nmt_keras.text.sentencepiece_training import VocabularyTooSmallError, train_sentencepiece
 from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
 from nmt_keras.training.callbacks import (
     AttentionImage,
@@ -84,25 +84,42 @@ def _check_resumable(paths: RunPaths, config: Config) -> None:
 def _tokenizers(
     paths: RunPaths, config: Config, corpus: ParallelCorpus
 ) -> tuple[Tokenizer, Tokenizer]:
-    """Loads the run's SentencePiece models, or trains and saves them on `corpus`."""
+    """Loads the run's SentencePiece models, or trains and saves them on `corpus`.
+
+    Raises:
+        ConfigError: naming `tokenizer.vocab_size` and `tokenizer.character_coverage`
+            when the vocabulary cannot hold the characters the corpus needs.
+    """
     if os.path.isfile(paths.source_tokenizer) and os.path.isfile(paths.target_tokenizer):
         return Tokenizer.from_file(paths.source_tokenizer), Tokenizer.from_file(
             paths.target_tokenizer
         )
     settings = config.tokenizer
 
-    def train(sentences) -> bytes:
-        return train_sentencepiece(
-            sentences,
-            settings.vocab_size,
-            model_type=settings.model_type,
-            character_coverage=settings.character_coverage,
-        )
+    def train(sentences, side: str) -> bytes:
+        try:
+            return train_sentencepiece(
+                sentences,
+                settings.vocab_size,
+                model_type=settings.model_type,
+                character_coverage=settings.character_coverage,
+            )
+        except VocabularyTooSmallError as error:
+            raise ConfigError(
+                f"The {side} SentencePiece model needs {error.required} pieces for the "
+                f"characters of its training text at tokenizer.character_coverage="
+                f"{settings.character_coverage}, more than tokenizer.vocab_size="
+                f"{settings.vocab_size}: raise tokenizer.vocab_size to at least "
+                f"{error.required}, or lower tokenizer.character_coverage (0.9995 leaves "
+                "the rarest characters to <unk>, as for Chinese or Japanese)"
+            ) from error
 
     if settings.joint:
-        source_model = target_model = train(list(corpus.sources) + list(corpus.targets))
+        joint = list(corpus.sources) + list(corpus.targets)
+        source_model = target_model = train(joint, "joint")
     else:
-        source_model, target_model = train(corpus.sources), train(corpus.targets)
+        source_model = train(corpus.sources, "source")
+        target_model = train(corpus.targets, "target")
     source, target = Tokenizer(source_model), Tokenizer(target_model)
     source.save(paths.source_tokenizer)
     target.save(paths.target_tokenizer)
@@ -178,7 +195,7 @@ def train(
 ) -> keras.callbacks.History:
     """Trains `config` into `run_dir`, resuming it if an earlier run was interrupted.
 
-    Writes the config and the tokenizers first, then checkpoints every epoch (see
+    Writes the tokenizers and the config first, then checkpoints every epoch (see
     `nmt_keras.run`). Running it again on the same directory continues from the last
     completed epoch with the same tokenizers.
 
@@ -195,7 +212,8 @@ def train(
     Raises:
         CorpusError: a corpus file is missing or malformed (names file and line).
         RunError: `run_dir` holds a run of another model or tokenizer.
-        ConfigError: the data leaves nothing to train on.
+        ConfigError: the data leaves nothing to train on, or the tokenizer settings do not
+            fit it (names the setting to change).
     """
     distribution = make_strategy(strategy)
     paths = RunPaths(run_dir)
@@ -203,13 +221,16 @@ def train(
     train_corpus = read_corpus(config.data.train)
     valid_corpus = read_corpus(config.data.valid)
     os.makedirs(paths.root, exist_ok=True)
-    config.to_yaml(paths.config)
     keras.utils.set_random_seed(config.seed)
+    # Tokenizers before the config: a tokenizer setting that does not fit the corpus
+    # leaves no config behind that the corrected command would refuse to resume.
+    tokenizers = _tokenizers(paths, config, train_corpus)
+    config.to_yaml(paths.config)
     previous_policy = keras.mixed_precision.global_policy()
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _fit(config, paths, distribution, train_corpus, valid_corpus, callbacks)
+        return _fit(config, paths, distribution, tokenizers, train_corpus, valid_corpus, callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -218,12 +239,13 @@ def _fit(
     config: Config,
     paths: RunPaths,
     distribution: tf.distribute.Strategy,
+    tokenizers: tuple[Tokenizer, Tokenizer],
     train_corpus: ParallelCorpus,
     valid_corpus: ParallelCorpus,
     extra_callbacks: Sequence[keras.callbacks.Callback],
 ) -> keras.callbacks.History:
-    """Tokenizers, datasets, model and `model.fit`, under the dtype policy already set."""
-    source_tokenizer, target_tokenizer = _tokenizers(paths, config, train_corpus)
+    """Datasets, model and `model.fit`, under the dtype policy already set."""
+    source_tokenizer, target_tokenizer = tokenizers
     max_length = config.data.max_length
     train_corpus, report = filter_pairs(
         train_corpus, source_tokenizer.token_lengths, target_tokenizer.token_lengths, max_length

@@ -1,7 +1,7 @@
 import pytest
 import sentencepiece as spm
 
-from nmt_keras.text.sentencepiece_training import train_sentencepiece
+from nmt_keras.text.sentencepiece_training import VocabularyTooSmallError, train_sentencepiece
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 from .conftest import SENTENCES
@@ -61,9 +61,20 @@ def test_other_model_types(model_type):
         ({"sentences": ["", "  "], "vocab_size": 100}, "non-empty training sentence"),
         ({"sentences": SENTENCES, "vocab_size": 100, "model_type": "x"}, "model_type"),
         ({"sentences": SENTENCES, "vocab_size": 100, "character_coverage": 0}, "coverage"),
-        ({"sentences": CHINESE, "vocab_size": 8}, "SentencePiece training failed"),
+        ({"sentences": CHINESE, "vocab_size": 8}, "vocab_size=8 is smaller than the"),
     ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         train_sentencepiece(**kwargs)
+
+
+def test_a_vocabulary_smaller_than_the_characters_to_cover_is_a_clear_error():
+    with pytest.raises(VocabularyTooSmallError) as info:
+        train_sentencepiece(CHINESE, vocab_size=20, character_coverage=1.0)
+    error = info.value
+    assert error.vocab_size == 20 and error.required > 20
+    assert str(error) == (
+        f"vocab_size=20 is smaller than the {error.required} pieces that "
+        "character_coverage=1.0 needs (the characters to cover and 4 special pieces)"
+    )

@@ -15,7 +15,7 @@ import tensorflow as tf
 from nmt_keras.cli import main
 from nmt_keras.config import Config
 from nmt_keras.training import trainer
-from tests.toy_data import TOY_PAIRS, tiny_train_args
+from tests.toy_data import TOY_PAIRS, tiny_train_args, write_lines
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +305,19 @@ def test_plot_attention_refuses_a_model_without_attention(toy_corpus, tmp_path, 
     capsys.readouterr()
     assert main(["plot-attention", "--run", str(run_dir), "ein hund"]) == 2
     assert "without attention" in capsys.readouterr().err
+
+
+def test_a_vocabulary_too_small_for_the_script_is_one_line_and_leaves_no_run(tmp_path, capsys):
+    chinese = ["我爱北京天安门", "今天天气很好", "他们在公园里散步", "这本书非常有意思"] * 4
+    source = write_lines(tmp_path / "train.src", chinese)
+    target = write_lines(
+        tmp_path / "train.tgt", ["I love Beijing.", "Nice day.", "A walk.", "Fun."] * 4
+    )
+    run_dir = tmp_path / "run"
+    status = main(tiny_train_args(source, target, run_dir, "tokenizer.vocab_size=16"))
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err
+    assert "The source SentencePiece model needs" in err
+    assert "tokenizer.vocab_size=16" in err and "tokenizer.character_coverage" in err
+    assert not (run_dir / "config.yaml").exists(), "the corrected command must not be refused"
+    assert main(tiny_train_args(source, target, run_dir, "training.epochs=1")) == 0
