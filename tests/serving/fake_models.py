@@ -15,6 +15,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from nmt_keras.serving.warmup import write_warmup_requests
+
 
 class EchoModel(tf.Module):
     """A string-in / string-out model with three signatures."""
@@ -76,16 +78,11 @@ def install_version(source: str, base_path: str, version: int | str) -> str:
 
 def write_warmup(version_dir: str, requests: list[predict_pb2.PredictRequest]) -> str:
     """Writes `assets.extra/tf_serving_warmup_requests` with the given requests."""
-    directory = os.path.join(version_dir, "assets.extra")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "tf_serving_warmup_requests")
-    with tf.io.TFRecordWriter(path) as writer:
-        for request in requests:
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
-            writer.write(log.SerializeToString())
-    return path
+    logs = [
+        prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=r))
+        for r in requests
+    ]
+    return write_warmup_requests(version_dir, logs)
 
 
 class KerasBehindAModule(tf.Module):
