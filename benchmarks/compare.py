@@ -320,14 +320,16 @@ def train_family(family: Family, config, run_dir: str) -> dict:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def decode_and_score(translator, sources: list[str], references: list[str], batch_size: int):
-    """Translations of the test split, their scores and the decoding speed."""
+def decode_and_score(
+    translator, sources: list[str], references: list[str], batch_size: int, tokenize: str
+):
+    """Translations of the test split, their scores (BLEU tokenizer `tokenize`), decoding speed."""
     from nmt_keras.evaluation import score
 
     start = time.perf_counter()
     hypotheses = translator.translate_all(sources, batch_size=batch_size)
     seconds = time.perf_counter() - start
-    scores = score(hypotheses, references)
+    scores = score(hypotheses, references, tokenize)
     return {
         "bleu": round(scores.bleu, 2),
         "chrf": round(scores.chrf, 2),
@@ -402,14 +404,15 @@ def evaluate_family(args, family: Family, run_dir: str, test: tuple[list, list])
     result: dict = {"parameters": int(run.model.count_params())}
     greedy = run.translator()
     log(f"  greedy decoding of {len(sources)} test sentences ...")
-    result["greedy"] = decode_and_score(greedy, sources, references, args.batch_size)
+    tokenize = run.config.training.bleu_tokenize
+    result["greedy"] = decode_and_score(greedy, sources, references, args.batch_size, tokenize)
 
     def beam_scores() -> dict:
         from nmt_keras.decoding import DecodingOptions
 
         options = DecodingOptions(beam_size=args.beam_size, length_penalty=args.length_penalty)
         return decode_and_score(
-            run.translator(decoding=options), sources, references, args.batch_size
+            run.translator(decoding=options), sources, references, args.batch_size, tokenize
         )
 
     log(f"  beam {args.beam_size} decoding ...")

@@ -3,7 +3,8 @@ r"""Translation quality under a wall-clock training budget.
 Trains a recipe with `nmt-keras`'s own trainer for at most `--minutes` of wall-clock time
 (validation and per-epoch BLEU included in the budget), then translates the test split
 with the best checkpoint, greedy and with a beam (`--beam-size`, default 5, length
-penalty 0.6), and scores it with sacreBLEU (cased, 13a, detokenized output) and chrF.
+penalty 0.6), and scores it with sacreBLEU (cased, detokenized output, the recipe's
+`training.bleu_tokenize`) and chrF.
 Writes the figures and signatures as JSON.
 
 `--milestone M` (repeatable) also scores the model as it stood after M minutes of the same
@@ -115,6 +116,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--src", default="de")
     parser.add_argument("--tgt", default="en")
+    parser.add_argument("--valid", default="val", help="validation split name")
     parser.add_argument("--test", default="test2016", help="test split name")
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget")
     parser.add_argument(
@@ -147,8 +149,8 @@ def main(argv=None) -> int:
     overrides = [
         f"data.train.source={split('train', args.src)}",
         f"data.train.target={split('train', args.tgt)}",
-        f"data.valid.source={split('val', args.src)}",
-        f"data.valid.target={split('val', args.tgt)}",
+        f"data.valid.source={split(args.valid, args.src)}",
+        f"data.valid.target={split(args.valid, args.tgt)}",
         f"training.max_minutes={args.minutes}",
         "training.epochs=1000",
         "training.early_stopping_patience=null",
@@ -181,8 +183,11 @@ def main(argv=None) -> int:
         for name, decoding in searches.items():
             translator = run.translator(decoding=decoding)
             hypotheses = translator.translate_all(list(test.sources), batch_size=128)
-            scores = score(hypotheses, test.targets)
-            lowercased = score([h.lower() for h in hypotheses], [r.lower() for r in test.targets])
+            tokenize = config.training.bleu_tokenize
+            scores = score(hypotheses, test.targets, tokenize)
+            lowercased = score(
+                [h.lower() for h in hypotheses], [r.lower() for r in test.targets], tokenize
+            )
             results[name] = {
                 "bleu": round(scores.bleu, 2),
                 "bleu_lowercased": round(lowercased.bleu, 2),

@@ -123,11 +123,16 @@ def _test_split(run_dir: str, config):
 def _evaluate(args: argparse.Namespace) -> None:
     from nmt_keras.config import ConfigError
     from nmt_keras.data.corpus import read_parallel
-    from nmt_keras.evaluation import score
+    from nmt_keras.evaluation import check_bleu_tokenize, score
     from nmt_keras.run import load_run
 
     if (args.src is None) != (args.ref is None):
         raise ConfigError("Expected both --src and --ref, or neither (the run's data.test).")
+    if args.bleu_tokenize is not None:
+        try:
+            check_bleu_tokenize(args.bleu_tokenize, "--bleu-tokenize")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     # Given files are checked before the model loads.
     corpus = read_parallel(args.src, args.ref) if args.src is not None else None
     run = load_run(args.run, args.checkpoint)
@@ -137,7 +142,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     hypotheses = _translate_lines(args, translator, list(corpus.sources))
     if args.output:
         _write_output(args.output, hypotheses)
-    print(score(hypotheses, corpus.targets))
+    tokenize = args.bleu_tokenize or run.config.training.bleu_tokenize
+    print(score(hypotheses, corpus.targets, tokenize))
 
 
 def _plot_attention(args: argparse.Namespace) -> None:
@@ -328,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--ref", help="reference file aligned with --src")
     evaluate.add_argument("--output", help="also write the translations here")
+    evaluate.add_argument(
+        "--bleu-tokenize",
+        metavar="NAME",
+        help="sacreBLEU tokenizer: auto (from the references' script), zh, ja-mecab, "
+        "ko-mecab, 13a, char, ... (default: the run's training.bleu_tokenize)",
+    )
     _add_decoding_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate, input=None)
 

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from nmt_keras.evaluation import check_bleu_tokenize
+
 
 class ConfigError(ValueError):
     """A configuration file, key or value is invalid."""
@@ -117,16 +119,26 @@ class TokenizerConfig:
     """SentencePiece models trained on the training split.
 
     Attributes:
-        vocab_size: Pieces per model (an upper bound on tiny corpora).
+        vocab_size: Pieces per model: an upper bound on tiny corpora, raised for a side
+            whose script needs more when `character_coverage` is `auto`.
         joint: One model shared by source and target instead of one per language.
         model_type: SentencePiece algorithm.
-        character_coverage: Fraction of characters covered; 0.9995 suits Chinese/Japanese.
+        character_coverage: Fraction of the training text's characters that get a piece of
+            their own, or `auto`: per side, the whole alphabet when it fits in half of the
+            pieces left after the special and byte pieces (any alphabetic script), else
+            its most frequent characters up to that half but never under 98% of the text,
+            the side's vocabulary growing when they need more (Chinese, Japanese). See
+            `nmt_keras.text.sentencepiece_training.size_alphabet`.
+        byte_fallback: Spell characters without a piece as UTF-8 bytes (256 of the
+            pieces), so unseen characters survive a round trip instead of becoming
+            `<unk>`.
     """
 
     vocab_size: int = 8000
     joint: bool = False
     model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
-    character_coverage: float = 1.0
+    character_coverage: float | Literal["auto"] = "auto"
+    byte_fallback: bool = True
 
     def validate(self, path: str) -> None:
         """Checks the vocabulary size and character coverage."""
@@ -134,9 +146,10 @@ class TokenizerConfig:
             raise ConfigError(
                 f"Expected {path}.vocab_size >= 8. Received: {path}.vocab_size={self.vocab_size}"
             )
-        if not 0.0 < self.character_coverage <= 1.0:
+        if self.character_coverage != "auto" and not 0.98 <= self.character_coverage <= 1.0:
             raise ConfigError(
-                f"Expected {path}.character_coverage in (0, 1]. "
+                f"Expected {path}.character_coverage in [0.98, 1] (SentencePiece's range) "
+                "or auto. "
                 f"Received: {path}.character_coverage={self.character_coverage}"
             )
 
@@ -262,7 +275,12 @@ class TrainingConfig:
         early_stopping_patience: Epochs without improvement of `monitor` before stopping
             (None: off).
         monitor: Quantity checkpoints and early stopping follow.
-        bleu_samples: Validation pairs decoded for BLEU each epoch (0: off).
+        bleu_samples: Validation pairs decoded for BLEU each epoch, a random sample of
+            them (seeded by `seed`); 0 turns the validation BLEU off.
+        bleu_tokenize: sacreBLEU tokenizer of the validation BLEU and of `nmt-keras
+            evaluate`: `auto` picks `zh`, `ja-mecab`, `ko-mecab` or `13a` from the
+            references' script (`nmt_keras.evaluation.bleu_tokenizer_for`), or any name in
+            `nmt_keras.evaluation.BLEU_TOKENIZE_CHOICES`.
         max_decode_length: Maximum generated tokens at inference.
         max_minutes: Wall-clock training budget; training stops after the epoch that
             crosses it (None: no budget).
@@ -279,12 +297,13 @@ class TrainingConfig:
     early_stopping_patience: int | None = 3
     monitor: Literal["val_loss", "val_bleu"] = "val_loss"
     bleu_samples: int = 500
+    bleu_tokenize: str = "auto"
     max_decode_length: int = 64
     max_minutes: float | None = None
     mixed_precision: bool = False
 
     def validate(self, path: str) -> None:
-        """Checks counts, rates and budgets."""
+        """Checks counts, rates, budgets and the BLEU tokenizer."""
         for name in ("epochs", "steps_per_epoch", "learning_rate", "warmup_steps", "clipnorm"):
             _check_positive(f"{path}.{name}", getattr(self, name))
         _check_positive(f"{path}.early_stopping_patience", self.early_stopping_patience)
@@ -303,6 +322,10 @@ class TrainingConfig:
             )
         if self.monitor == "val_bleu" and self.bleu_samples == 0:
             raise ConfigError(f"Expected {path}.bleu_samples > 0 when {path}.monitor=val_bleu.")
+        try:
+            check_bleu_tokenize(self.bleu_tokenize, f"{path}.bleu_tokenize")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Attention heatmaps: which source tokens each target token looked at."""
+"""Attention heatmaps: which source tokens each target token looked at.
+
+Labels are drawn with DejaVu Sans (matplotlib's default); glyphs it lacks (Chinese, Japanese,
+Korean) fall back per glyph to Noto Sans CJK SC, which the `mplfonts` dependency ships. The
+fonts apply to this module's figures only: the user's own matplotlib settings are untouched.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.figure  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import mplfonts.conf  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 
 #: Resolution of the rendered heatmaps, dots per inch.
 DPI = 120
+
+#: Noto Sans CJK SC (SIL Open Font License 1.1) from `mplfonts`: Simplified and Traditional
+#: Chinese, Japanese kana and Hangul. Only the file is used; `mplfonts`' functions, which
+#: rewrite matplotlib's settings, are not called.
+CJK_FONT = os.path.join(mplfonts.conf.FONT_DIR, "NotoSansCJKsc-Regular.otf")
+
+#: The fonts of the heatmaps, in order of preference; matplotlib takes each glyph from the
+#: first font that has it.
+FONT_FAMILY = ["DejaVu Sans", "Noto Sans CJK SC"]
+
+font_manager.fontManager.addfont(CJK_FONT)  # makes the family name findable; changes no setting
+
+#: matplotlib settings of the heatmaps, applied around drawing and saving. Tokens are literal
+#: text: "$" in a sentence must not start mathtext, which has no fallback to the CJK font.
+_RC = {"font.family": FONT_FAMILY, "text.parse_math": False}
 
 
 def _attention_figure(
@@ -46,6 +68,7 @@ def _attention_figure(
     return figure
 
 
+@matplotlib.rc_context(_RC)
 def plot_attention(
     weights: np.ndarray,
     source_tokens: Sequence[str],
@@ -74,6 +97,7 @@ def plot_attention(
     os.replace(file.name, path)
 
 
+@matplotlib.rc_context(_RC)
 def attention_image(
     weights: np.ndarray,
     source_tokens: Sequence[str],

@@ -112,6 +112,12 @@ def test_evaluate_with_mismatched_files(capsys, tmp_path):
     assert_one_line_error(status, err, "e.src", "e.ref")
 
 
+def test_evaluate_with_an_unknown_bleu_tokenizer(capsys):
+    # Checked before the run is loaded: "x" does not exist.
+    status, err = run_cli(capsys, "evaluate", "--run", "x", "--bleu-tokenize", "chinese")
+    assert_one_line_error(status, err, "--bleu-tokenize", "'chinese'", "zh")
+
+
 @pytest.mark.parametrize("batch_size", ["0", "-3"])
 def test_bad_batch_size(capsys, batch_size):
     status, err = run_cli(capsys, "translate", "--run", "x", "--batch-size", batch_size)

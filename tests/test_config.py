@@ -225,6 +225,8 @@ def test_section_must_be_a_mapping():
         ("tokenizer", {"vocab_size": 7}, r"tokenizer\.vocab_size >= 8"),
         ("tokenizer", {"character_coverage": 0.0}, r"tokenizer\.character_coverage"),
         ("tokenizer", {"character_coverage": 1.5}, r"tokenizer\.character_coverage"),
+        ("tokenizer", {"character_coverage": 0.9}, r"character_coverage in \[0\.98, 1\]"),
+        ("tokenizer", {"character_coverage": "most"}, r"tokenizer\.character_coverage"),
         ("training", {"epochs": 0}, r"training\.epochs to be positive"),
         ("training", {"learning_rate": 0.0}, r"training\.learning_rate"),
         ("training", {"label_smoothing": 1.0}, r"training\.label_smoothing"),
@@ -417,3 +419,21 @@ def test_local_p_recipe_loads():
     assert config.name == "multi30k-luong-local-p"
     assert (config.model.type, config.model.attention_window) == ("luong", "local-p")
     assert config.model.local_window == 10
+
+
+def test_bleu_tokenize_defaults_to_auto_and_takes_sacrebleu_names(tmp_path):
+    assert TrainingConfig().bleu_tokenize == "auto"
+    path = write_yaml(tmp_path, with_section("training", bleu_tokenize="zh"))
+    assert Config.from_yaml(path).training.bleu_tokenize == "zh"
+    overridden = Config.from_yaml(path, ["training.bleu_tokenize=ja-mecab"])
+    assert overridden.training.bleu_tokenize == "ja-mecab"
+
+
+def test_unknown_bleu_tokenize_is_one_line_naming_the_key(tmp_path):
+    path = write_yaml(tmp_path, with_section("training", bleu_tokenize="bogus"))
+    with pytest.raises(ConfigError) as info:
+        Config.from_yaml(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "training.bleu_tokenize" in message and "'bogus'" in message
+    assert "auto" in message and "zh" in message

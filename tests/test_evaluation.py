@@ -1,7 +1,13 @@
 import pytest
 import sacrebleu
 
-from nmt_keras.evaluation import Scores, score
+from nmt_keras.evaluation import (
+    BLEU_TOKENIZE_CHOICES,
+    Scores,
+    bleu_tokenizer_for,
+    check_bleu_tokenize,
+    score,
+)
 
 HYPOTHESES = [
     "the cat sat on the mat .",
@@ -67,3 +73,66 @@ def test_accepts_any_sequence():
 def test_mismatched_lengths_raise(hypotheses, references):
     with pytest.raises(ValueError, match="one reference per hypothesis"):
         score(hypotheses, references)
+
+
+CHINESE = ["我们去学校了。", "他在看书。"]
+JAPANESE = ["私は学校へ行きました。", "彼は本を読んでいます。"]
+KOREAN = ["나는 학교에 갔습니다.", "그는 책을 읽고 있습니다."]
+GERMAN = ["Der Hund läuft im Park.", "Zwei Männer spielen Fußball."]
+
+
+@pytest.mark.parametrize(
+    "references, tokenizer",
+    [
+        (CHINESE, "zh"),
+        (JAPANESE, "ja-mecab"),
+        (KOREAN, "ko-mecab"),
+        (REFERENCES, "13a"),
+        (GERMAN, "13a"),
+    ],
+)
+def test_auto_tokenizer_follows_the_references_script(references, tokenizer):
+    assert bleu_tokenizer_for(references) == tokenizer
+    scores = score(references, references)
+    assert f"tok:{tokenizer}" in scores.bleu_signature
+    assert scores.bleu == pytest.approx(100.0)
+
+
+def test_auto_tokenizer_without_letters_is_13a():
+    assert bleu_tokenizer_for([]) == bleu_tokenizer_for(["", "42 !", "。"]) == "13a"
+
+
+def test_auto_tokenizer_ignores_a_few_foreign_words():
+    assert bleu_tokenizer_for([*CHINESE, "我用iPhone拍照。", "我喜欢吃スシ和拉面。"] * 3) == "zh"
+    assert bleu_tokenizer_for([*GERMAN, "Wir aßen in Tokio (東京) Sushi (寿司)."]) == "13a"
+    assert bleu_tokenizer_for([*KOREAN, "大韓民國 헌법 제1조"]) == "ko-mecab"
+
+
+def test_chinese_is_scored_per_character():
+    hypotheses, references = ["我们去学校。"], ["我们去学校了。"]
+    assert score(hypotheses, references).bleu > 0.0
+    assert score(hypotheses, references, tokenize="zh").bleu > 0.0
+    # 13a leaves each Chinese sentence one "word": no shared unigram at all.
+    assert score(hypotheses, references, tokenize="13a").bleu == 0.0
+
+
+def test_explicit_tokenizer_overrides_auto():
+    scores = score(CHINESE, CHINESE, tokenize="char")
+    assert "tok:char" in scores.bleu_signature
+    assert "tok:13a" in score(JAPANESE, JAPANESE, tokenize="13a").bleu_signature
+    assert "tok:zh" in score(HYPOTHESES, REFERENCES, tokenize="zh").bleu_signature
+
+
+def test_tokenize_choices_are_sacrebleus():
+    assert BLEU_TOKENIZE_CHOICES[0] == "auto"
+    assert set(BLEU_TOKENIZE_CHOICES[1:]) == set(sacrebleu.BLEU.TOKENIZERS)
+    for name in BLEU_TOKENIZE_CHOICES:
+        check_bleu_tokenize(name)
+
+
+def test_unknown_tokenizer_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"Expected tokenize to be one of auto, .*zh") as info:
+        score(HYPOTHESES, REFERENCES, tokenize="chinese")
+    assert "tokenize='chinese'" in str(info.value)
+    with pytest.raises(ValueError, match=r"Received: --flag='x'"):
+        check_bleu_tokenize("x", "--flag")

@@ -1,9 +1,14 @@
+import logging
 import os
+import warnings
 
+import matplotlib
 import numpy as np
 import pytest
+from matplotlib import font_manager
 
-from nmt_keras.plotting import attention_image, plot_attention
+from nmt_keras import plotting
+from nmt_keras.plotting import CJK_FONT, FONT_FAMILY, attention_image, plot_attention
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SOURCE = ["<s>", "▁un", "▁perro", "</s>"]
@@ -86,3 +91,63 @@ def test_attention_image_is_rgb_pixels_of_the_png_size(tmp_path):
 def test_attention_image_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="len\\(target_tokens\\)"):
         attention_image(weights(), SOURCE[:2], TARGET)
+
+
+# Simplified and Traditional Chinese, Japanese kana, Hangul, CJK punctuation.
+CJK_SOURCE = ["▁我", "们", "进", "這", "这", "ひら", "カナ", "한글", "。", "，"]
+CJK_TARGET = ["▁we", "▁go", "</s>"]
+
+
+def glyph_font(character):
+    """The file matplotlib's per-glyph fallback draws `character` from in the heatmaps."""
+    fonts = font_manager.fontManager._find_fonts_by_props(
+        font_manager.FontProperties(family=FONT_FAMILY)
+    )
+    for font in fonts:
+        if font_manager.get_font(font).get_char_index(ord(character)):
+            return str(font)
+    return None
+
+
+def test_font_family_names_the_bundled_cjk_font():
+    assert os.path.isfile(CJK_FONT)
+    assert FONT_FAMILY[-1] == font_manager.get_font(CJK_FONT).family_name
+
+
+@pytest.mark.parametrize("character", sorted(set("".join(CJK_SOURCE)) - {"▁"}))
+def test_cjk_characters_fall_back_to_the_cjk_font(character):
+    assert glyph_font(character) == CJK_FONT
+
+
+@pytest.mark.parametrize("character", "a▁<>/é")
+def test_latin_characters_keep_dejavu_sans(character):
+    assert os.path.basename(glyph_font(character)) == "DejaVuSans.ttf"
+
+
+def test_cjk_heatmap_has_no_missing_glyphs(tmp_path, caplog):
+    title = "我们去学校 $5 和 $10"  # "$" pairs would start mathtext, which lacks the fallback
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")  # "Glyph ... missing from font(s)" is a UserWarning
+        plot_attention(weights(3, 10), CJK_SOURCE, CJK_TARGET, str(tmp_path / "a.png"), title)
+        attention_image(weights(3, 10), CJK_SOURCE, CJK_TARGET, title)
+    assert "glyph" not in caplog.text.lower()  # mathtext logs its missing glyphs
+
+
+def one_token_image(token):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the control renders boxes on purpose
+        return attention_image(np.ones((1, 1)), [token], ["▁x"])
+
+
+def test_cjk_glyphs_are_drawn_not_boxes(monkeypatch):
+    # Every missing glyph is the same empty box, so two characters render alike only as boxes.
+    assert not np.array_equal(one_token_image("进"), one_token_image("这"))
+    monkeypatch.setitem(plotting._RC, "font.family", ["DejaVu Sans"])  # the bug, as control
+    assert np.array_equal(one_token_image("进"), one_token_image("这"))
+
+
+def test_user_settings_are_left_alone(tmp_path):
+    before = dict(matplotlib.rcParams)
+    plot_attention(weights(3, 10), CJK_SOURCE, CJK_TARGET, str(tmp_path / "a.png"))
+    attention_image(weights(3, 10), CJK_SOURCE, CJK_TARGET)
+    assert dict(matplotlib.rcParams) == before

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import sacrebleu
 import tensorflow as tf
 
+from nmt_keras.evaluation import score
 from nmt_keras.plotting import attention_image
 from nmt_keras.translator import Translator
 
 
 class BleuCallback(keras.callbacks.Callback):
-    """Decodes validation sentences each epoch and logs sacreBLEU and chrF.
+    """Decodes validation sentences each epoch and logs sacreBLEU and chrF (`evaluation.score`).
 
     Adds `val_bleu` and `val_chrf` to the epoch logs, so callbacks after it in the list
     (checkpoints, early stopping, TensorBoard, CSV) see them.
@@ -27,6 +27,7 @@ class BleuCallback(keras.callbacks.Callback):
         sources: Validation source sentences.
         references: Their reference translations.
         batch_size: Sentences decoded per batch.
+        tokenize: BLEU tokenizer, as `training.bleu_tokenize`.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class BleuCallback(keras.callbacks.Callback):
         sources: Sequence[str],
         references: Sequence[str],
         batch_size: int = 128,
+        tokenize: str = "auto",
     ):
         super().__init__()
         if len(sources) != len(references):
@@ -46,15 +48,15 @@ class BleuCallback(keras.callbacks.Callback):
         self.sources = list(sources)
         self.references = list(references)
         self.batch_size = batch_size
+        self.tokenize = tokenize
 
     def on_epoch_end(self, epoch, logs=None):
         """Translates the validation sentences and scores them."""
         hypotheses = self.translator.translate_all(self.sources, self.batch_size)
-        bleu = sacrebleu.corpus_bleu(hypotheses, [self.references])
-        chrf = sacrebleu.corpus_chrf(hypotheses, [self.references])
+        scores = score(hypotheses, self.references, self.tokenize)
         if logs is not None:
-            logs["val_bleu"] = bleu.score
-            logs["val_chrf"] = chrf.score
+            logs["val_bleu"] = scores.bleu
+            logs["val_chrf"] = scores.chrf
 
 
 class WeightsCheckpoint(keras.callbacks.Callback):

@@ -12,12 +12,16 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from nmt_keras.config import Config, ConfigError
+from nmt_keras.config import Config, ConfigError, TokenizerConfig
 from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_corpus, subsample
 from nmt_keras.data.pipeline import make_dataset
 from nmt_keras.models import build_model
 from nmt_keras.run import RunError, RunPaths
-from nmt_keras.text.sentencepiece_training import VocabularyTooSmallError, train_sentencepiece
+from nmt_keras.text.sentencepiece_training import (
+    AUTO_COVERAGE,
+    VocabularyTooSmallError,
+    train_sentencepiece,
+)
 from nmt_keras.text.tokenizer import PAD_ID, Tokenizer
 from nmt_keras.training.callbacks import (
     AttentionImage,
@@ -87,8 +91,8 @@ def _tokenizers(
     """Loads the run's SentencePiece models, or trains and saves them on `corpus`.
 
     Raises:
-        ConfigError: naming `tokenizer.vocab_size` and `tokenizer.character_coverage`
-            when the vocabulary cannot hold the characters the corpus needs.
+        ConfigError: naming the `tokenizer` settings to change when the vocabulary cannot
+            hold the pieces they need.
     """
     if os.path.isfile(paths.source_tokenizer) and os.path.isfile(paths.target_tokenizer):
         return Tokenizer.from_file(paths.source_tokenizer), Tokenizer.from_file(
@@ -103,15 +107,15 @@ def _tokenizers(
                 settings.vocab_size,
                 model_type=settings.model_type,
                 character_coverage=settings.character_coverage,
+                byte_fallback=settings.byte_fallback,
             )
         except VocabularyTooSmallError as error:
             raise ConfigError(
-                f"The {side} SentencePiece model needs {error.required} pieces for the "
-                f"characters of its training text at tokenizer.character_coverage="
-                f"{settings.character_coverage}, more than tokenizer.vocab_size="
-                f"{settings.vocab_size}: raise tokenizer.vocab_size to at least "
-                f"{error.required}, or lower tokenizer.character_coverage (0.9995 leaves "
-                "the rarest characters to <unk>, as for Chinese or Japanese)"
+                f"The {side} SentencePiece model needs {error.required} pieces at "
+                f"tokenizer.character_coverage={settings.character_coverage} and "
+                f"tokenizer.byte_fallback={str(settings.byte_fallback).lower()}, more than "
+                f"tokenizer.vocab_size={settings.vocab_size}: "
+                + _vocabulary_advice(settings, error.required)
             ) from error
 
     if settings.joint:
@@ -121,9 +125,29 @@ def _tokenizers(
         source_model = train(corpus.sources, "source")
         target_model = train(corpus.targets, "target")
     source, target = Tokenizer(source_model), Tokenizer(target_model)
+    sides = [("joint", source)] if settings.joint else [("source", source), ("target", target)]
+    for side, tokenizer in sides:
+        if tokenizer.vocab_size > settings.vocab_size:
+            logger.warning(
+                "the %s SentencePiece model has %d pieces, more than tokenizer.vocab_size=%d: "
+                "tokenizer.character_coverage=auto made room for the characters of its script",
+                side,
+                tokenizer.vocab_size,
+                settings.vocab_size,
+            )
     source.save(paths.source_tokenizer)
     target.save(paths.target_tokenizer)
     return source, target
+
+
+def _vocabulary_advice(settings: TokenizerConfig, required: int) -> str:
+    """What to change when the vocabulary cannot hold the pieces the settings need."""
+    advice = [f"raise tokenizer.vocab_size to at least {required}"]
+    if settings.character_coverage != AUTO_COVERAGE:
+        advice.append(f"set tokenizer.character_coverage={AUTO_COVERAGE}")
+    if settings.byte_fallback:
+        advice.append("set tokenizer.byte_fallback=false")
+    return ", or ".join(advice)
 
 
 def _best_so_far(paths: RunPaths, monitor: str) -> float | None:
@@ -144,8 +168,14 @@ def _callbacks(
     settings = config.training
     callbacks: list[keras.callbacks.Callback] = []
     if settings.bleu_samples:
-        count = min(settings.bleu_samples, len(valid))
-        callbacks.append(BleuCallback(translator, valid.sources[:count], valid.targets[:count]))
+        # A random sample, not the first pairs: validation files are often sorted by
+        # length (Tatoeba's are), and the best checkpoint would be the best on the shortest.
+        sample = subsample(valid, settings.bleu_samples, config.seed)
+        callbacks.append(
+            BleuCallback(
+                translator, sample.sources, sample.targets, tokenize=settings.bleu_tokenize
+            )
+        )
     callbacks.append(keras.callbacks.BackupAndRestore(paths.backup))
     callbacks.append(
         WeightsCheckpoint(

@@ -191,6 +191,19 @@ def test_bleu_callback_perfect_output_and_no_logs():
     assert len(translator.calls) == 2 and translator.calls[0][1] == 128
 
 
+def test_bleu_callback_scores_with_the_configured_tokenizer():
+    sources, references, hypotheses = ["We went to school."], ["我们去学校了。"], ["我们去学校。"]
+    scored = {}
+    for tokenize in ("auto", "zh", "13a"):
+        translator = FakeTranslator([hypotheses])
+        callback = BleuCallback(translator, sources, references, tokenize=tokenize)
+        logs = {}
+        callback.on_epoch_end(0, logs)
+        scored[tokenize] = logs["val_bleu"]
+    assert scored["auto"] == scored["zh"] > 0.0
+    assert scored["13a"] == 0.0
+
+
 def test_bleu_callback_needs_one_reference_per_source():
     with pytest.raises(ValueError, match="as many references as sources"):
         BleuCallback(FakeTranslator([]), SOURCES, REFERENCES[:2])

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 
 import pytest
@@ -14,8 +15,11 @@ import tensorflow as tf
 
 from nmt_keras.cli import main
 from nmt_keras.config import Config
+from nmt_keras.data.corpus import ParallelCorpus
+from nmt_keras.run import RunPaths
 from nmt_keras.training import trainer
-from tests.toy_data import TOY_PAIRS, tiny_train_args, write_lines
+from nmt_keras.training.callbacks import BleuCallback
+from tests.toy_data import TINY_RECIPE, TOY_PAIRS, tiny_train_args, write_lines
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +150,12 @@ def test_evaluate_defaults_to_the_runs_test_split(overfit_run, capsys):
     assert "chrF2 = 100.00" in capsys.readouterr().out
 
 
+def test_evaluate_bleu_tokenize_overrides_the_runs_setting(overfit_run, capsys):
+    run_dir, _, _ = overfit_run
+    assert main(["evaluate", "--run", str(run_dir), "--bleu-tokenize", "char"]) == 0
+    assert "tok:char" in capsys.readouterr().out
+
+
 def test_evaluate_needs_both_files_or_a_test_split(overfit_run, tmp_path, capsys):
     run_dir, source, _ = overfit_run
     assert main(["evaluate", "--run", str(run_dir), "--src", str(source)]) == 2
@@ -232,7 +242,7 @@ def test_cosine_decay_over_the_budget_replaces_the_warmup_schedule(toy_corpus, t
     assert 0 < rates[0] < rates[1] < 0.01, "still warming up, a little below the peak"
 
 
-@pytest.mark.parametrize("model_type", ["seq2seq", "luong"])
+@pytest.mark.parametrize("model_type", [pytest.param("seq2seq", marks=pytest.mark.slow), "luong"])
 def test_other_families_train_with_mixed_precision(toy_corpus, tmp_path, model_type):
     import keras
 
@@ -321,3 +331,28 @@ def test_a_vocabulary_too_small_for_the_script_is_one_line_and_leaves_no_run(tmp
     assert "tokenizer.vocab_size=16" in err and "tokenizer.character_coverage" in err
     assert not (run_dir / "config.yaml").exists(), "the corrected command must not be refused"
     assert main(tiny_train_args(source, target, run_dir, "training.epochs=1")) == 0
+
+
+def test_byte_fallback_in_a_vocabulary_too_small_for_it_says_what_to_change(tmp_path, capsys):
+    source = write_lines(tmp_path / "train.src", [source for source, _ in TOY_PAIRS])
+    target = write_lines(tmp_path / "train.tgt", [target for _, target in TOY_PAIRS])
+    overrides = ["tokenizer.byte_fallback=true", "tokenizer.vocab_size=100"]
+    status = main(tiny_train_args(source, target, tmp_path / "run", *overrides))
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err
+    assert "tokenizer.byte_fallback=true" in err and "set tokenizer.byte_fallback=false" in err
+    assert "set tokenizer.character_coverage=auto" in err
+
+
+def test_validation_bleu_decodes_a_random_sample_in_corpus_order(tmp_path):
+    # Validation files are often sorted by length: the first pairs would be the shortest.
+    valid = ParallelCorpus(
+        tuple(f"source {i}" for i in range(100)), tuple(f"target {i}" for i in range(100))
+    )
+    config = Config.from_yaml(str(TINY_RECIPE), ["training.bleu_samples=10"])
+    translator = types.SimpleNamespace(model=types.SimpleNamespace(has_attention=False))
+    callbacks = trainer._callbacks(RunPaths(str(tmp_path)), config, translator, valid)
+    (bleu,) = [callback for callback in callbacks if isinstance(callback, BleuCallback)]
+    chosen = [valid.sources.index(source) for source in bleu.sources]
+    assert len(chosen) == 10 and chosen == sorted(chosen) and chosen != list(range(10))
+    assert bleu.references == [valid.targets[index] for index in chosen]
