@@ -5,8 +5,10 @@ from nmt_keras.data.corpus import (
     FilterReport,
     ParallelCorpus,
     filter_pairs,
+    read_corpus,
     read_parallel,
     read_tsv,
+    subsample,
 )
 from nmt_keras.data.pipeline import make_dataset, padding_fraction
 
@@ -17,6 +19,8 @@ __all__ = [
     "filter_pairs",
     "make_dataset",
     "padding_fraction",
+    "read_corpus",
     "read_parallel",
     "read_tsv",
+    "subsample",
 ]

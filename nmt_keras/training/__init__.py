@@ -1,1 +1,32 @@
-"""training."""
+"""Training with `keras.Model.fit`: the loss, metric, schedule and callbacks, and the trainer.
+
+The pieces a hand-written `fit` script needs are importable from here: the padding-masked
+loss and accuracy, the warm-up schedule, and the callbacks the recipes use (validation
+BLEU, best/last checkpoints, a wall-clock budget, a cosine over that budget, attention
+images in TensorBoard). `train` runs a whole recipe from a `Config`.
+"""
+
+from nmt_keras.training.callbacks import (
+    AttentionImage,
+    BleuCallback,
+    CosineBudgetDecay,
+    TimeBudget,
+    WeightsCheckpoint,
+)
+from nmt_keras.training.losses import MaskedCrossEntropy
+from nmt_keras.training.metrics import MaskedAccuracy
+from nmt_keras.training.schedules import WarmupInverseSqrt
+from nmt_keras.training.trainer import make_strategy, train
+
+__all__ = [
+    "AttentionImage",
+    "BleuCallback",
+    "CosineBudgetDecay",
+    "MaskedAccuracy",
+    "MaskedCrossEntropy",
+    "TimeBudget",
+    "WarmupInverseSqrt",
+    "WeightsCheckpoint",
+    "make_strategy",
+    "train",
+]
