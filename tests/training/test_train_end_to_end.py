@@ -268,6 +268,7 @@ def test_other_families_train_with_mixed_precision(toy_corpus, tmp_path, model_t
     assert len((tmp_path / "o").read_text(encoding="utf-8").splitlines()) == len(TOY_PAIRS)
 
 
+@pytest.mark.slow  # about 40 s: two logical devices, one more TF context
 def test_mirrored_strategy_on_two_logical_cpus(toy_corpus, tmp_path):
     source, target = toy_corpus
     run_dir = tmp_path / "run"
