@@ -43,7 +43,10 @@ def _check_fraction(path: str, value: float) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class CorpusFiles:
-    """One split of a parallel corpus: two aligned files, or one TSV file.
+    """One split of a parallel corpus: two aligned files, or one TSV file, or shards of them.
+
+    Each path may be a glob pattern (`corpus/train.*.de.gz`) naming many shards; the
+    i-th source shard is aligned with the i-th target shard in sorted path order.
 
     Attributes:
         source: Source-language file, one sentence a line (plain or .gz).
@@ -80,7 +83,13 @@ class DataConfig:
             dropped from training and counted.
         batch_size: Sentence pairs per batch; exclusive with `max_tokens`.
         max_tokens: Token budget per batch (length-bucketed); exclusive with `batch_size`.
-        max_train_pairs: Use only the first N training pairs after shuffling (None: all).
+        max_train_pairs: Train on a fixed random subset of N pairs (None: all).
+        max_valid_pairs: Validate (loss and BLEU) on a random sample of at most N
+            validation pairs.
+        shuffle_buffer: Training pairs in the shuffle buffer: a corpus no larger is
+            shuffled whole every epoch; a larger one streams through the buffer, its
+            shards visited in a new order every pass (shuffle a big corpus on disk
+            first, or split it into shards).
         shuffle_seed: Seed of the corpus shuffle.
     """
 
@@ -91,6 +100,8 @@ class DataConfig:
     batch_size: int | None = 64
     max_tokens: int | None = None
     max_train_pairs: int | None = None
+    max_valid_pairs: int = 10_000
+    shuffle_buffer: int = 200_000
     shuffle_seed: int = 0
 
     def validate(self, path: str) -> None:
@@ -112,6 +123,8 @@ class DataConfig:
         _check_positive(f"{path}.batch_size", self.batch_size)
         _check_positive(f"{path}.max_tokens", self.max_tokens)
         _check_positive(f"{path}.max_train_pairs", self.max_train_pairs)
+        _check_positive(f"{path}.max_valid_pairs", self.max_valid_pairs)
+        _check_positive(f"{path}.shuffle_buffer", self.shuffle_buffer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +145,9 @@ class TokenizerConfig:
         byte_fallback: Spell characters without a piece as UTF-8 bytes (256 of the
             pieces), so unseen characters survive a round trip instead of becoming
             `<unk>`.
+        sample_size: The models are trained on a uniform random sample of at most this
+            many training pairs (SentencePiece's `input_sentence_size`), so their
+            training time and memory do not grow with the corpus.
     """
 
     vocab_size: int = 8000
@@ -139,6 +155,7 @@ class TokenizerConfig:
     model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
     character_coverage: float | Literal["auto"] = "auto"
     byte_fallback: bool = True
+    sample_size: int = 200_000
 
     def validate(self, path: str) -> None:
         """Checks the vocabulary size and character coverage."""
@@ -152,6 +169,7 @@ class TokenizerConfig:
                 "or auto. "
                 f"Received: {path}.character_coverage={self.character_coverage}"
             )
+        _check_positive(f"{path}.sample_size", self.sample_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,7 +280,14 @@ class TrainingConfig:
 
     Attributes:
         epochs: Maximum epochs.
-        steps_per_epoch: Batches per epoch (None: one pass over the training data).
+        steps_per_epoch: Batches per epoch, drawn from an endless stream of the training
+            data (None: an epoch is one pass over it). Every epoch ends with validation
+            and checkpoints, so big corpora want short epochs.
+        checkpoint_every_steps: Also back the run up every N batches inside an epoch; an
+            interrupted run resumes from the latest backup, on a freshly shuffled stream
+            (None: back up at the end of every epoch only).
+        log_every_steps: Log one line of training metrics every N batches, as well as one
+            per epoch (None: per epoch only). A terminal gets Keras's progress bar.
         learning_rate: Adam learning rate; with `warmup_steps`, the peak rate.
         warmup_steps: Warm the rate up linearly over this many steps, then decay it with
             the inverse square root of the step (Vaswani et al. 2017, eq. 3); None keeps
@@ -289,6 +314,8 @@ class TrainingConfig:
 
     epochs: int = 10
     steps_per_epoch: int | None = None
+    checkpoint_every_steps: int | None = None
+    log_every_steps: int | None = None
     learning_rate: float = 1e-3
     warmup_steps: int | None = None
     lr_decay: Literal["none", "cosine"] = "none"
@@ -304,7 +331,15 @@ class TrainingConfig:
 
     def validate(self, path: str) -> None:
         """Checks counts, rates, budgets and the BLEU tokenizer."""
-        for name in ("epochs", "steps_per_epoch", "learning_rate", "warmup_steps", "clipnorm"):
+        for name in (
+            "epochs",
+            "steps_per_epoch",
+            "checkpoint_every_steps",
+            "log_every_steps",
+            "learning_rate",
+            "warmup_steps",
+            "clipnorm",
+        ):
             _check_positive(f"{path}.{name}", getattr(self, name))
         _check_positive(f"{path}.early_stopping_patience", self.early_stopping_patience)
         _check_positive(f"{path}.max_decode_length", self.max_decode_length)

@@ -1,12 +1,15 @@
-"""Reading, validating and length-filtering parallel corpora."""
+"""Reading, validating, sampling and length-filtering parallel corpora, streamed from files."""
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import gzip
+import itertools
+import math
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,6 +17,10 @@ if TYPE_CHECKING:
 
 LengthFn = Callable[[Sequence[str]], Sequence[int]]
 """Maps a list of sentences to their token lengths (`<s>` and `</s>` included)."""
+
+
+# Lines read and decoded at a time: large enough that the per-line work runs in C.
+_CHUNK_LINES = 8192
 
 
 class CorpusError(ValueError):
@@ -73,55 +80,129 @@ class FilterReport:
         )
 
 
-def read_parallel(source_path: str | os.PathLike, target_path: str | os.PathLike) -> ParallelCorpus:
-    """Reads two aligned files, one sentence a line, plain text or gzip (`.gz`).
+def corpus_shards(files: CorpusFiles) -> tuple[CorpusFiles, ...]:
+    """Expands a split's glob patterns into its shards, in sorted path order.
 
-    Lines are split on newline characters only (never on U+2028 and the like) and
-    stripped of surrounding whitespace.
+    `source`, `target` and `tsv` may each be a file or a glob pattern (`train.*.en.gz`);
+    the i-th source file is aligned with the i-th target file in sorted order.
 
     Raises:
-        CorpusError: If a file is missing, is not UTF-8, is empty, or the two files
-            have different line counts.
+        CorpusError: If a pattern matches no file, or the source and target patterns
+            match different numbers of files.
     """
-    sources = _read_lines(source_path)
-    targets = _read_lines(target_path)
+    if files.tsv is not None:
+        return tuple(dataclasses.replace(files, tsv=path) for path in _expand(files.tsv))
+    sources, targets = _expand(files.source), _expand(files.target)
     if len(sources) != len(targets):
         raise CorpusError(
-            f"Expected aligned files with equal line counts. Received: {os.fspath(source_path)} "
-            f"has {len(sources)} lines, {os.fspath(target_path)} has {len(targets)} lines"
+            f"Expected as many source as target files. Received: {files.source} matches "
+            f"{len(sources)} files, {files.target} matches {len(targets)}"
         )
-    return ParallelCorpus(tuple(sources), tuple(targets))
+    return tuple(
+        dataclasses.replace(files, source=source, target=target)
+        for source, target in zip(sources, targets, strict=True)
+    )
+
+
+def iter_pairs(files: CorpusFiles) -> Iterator[tuple[str, str]]:
+    """Streams the sentence pairs of a split, validating every line as it is read.
+
+    Reads the shards of `corpus_shards(files)` in order, plain text or gzip (`.gz`), one
+    line at a time: lines are split on newline characters only (never on U+2028 and the
+    like) and stripped of surrounding whitespace. Memory does not grow with the corpus.
+
+    Yields:
+        `(source, target)` strings.
+
+    Raises:
+        CorpusError: When it meets a missing or empty file, a line that is not UTF-8, a
+            TSV line without exactly two tab-separated fields, or aligned files with
+            different line counts; the one-line message names the file and line.
+    """
+    for sources, targets in _pair_chunks(files):
+        yield from zip(sources, targets, strict=True)
+
+
+def read_parallel(source_path: str | os.PathLike, target_path: str | os.PathLike) -> ParallelCorpus:
+    """Reads two aligned files into memory (see `iter_pairs` for the format).
+
+    Raises:
+        CorpusError: As `iter_pairs`.
+    """
+    return _collect(_aligned_chunks(os.fspath(source_path), os.fspath(target_path)))
 
 
 def read_tsv(path: str | os.PathLike) -> ParallelCorpus:
-    """Reads `source<TAB>target` lines, plain text or gzip (`.gz`).
+    """Reads `source<TAB>target` lines into memory (see `iter_pairs` for the format).
 
     Raises:
-        CorpusError: If the file is missing, is not UTF-8, is empty, or a line does not
-            have exactly two tab-separated fields.
+        CorpusError: As `iter_pairs`.
     """
-    sources, targets = [], []
-    for number, line in enumerate(_read_lines(path, strip=False), start=1):
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise CorpusError(
-                f"Expected 2 tab-separated fields (source<TAB>target). "
-                f"Received: {len(fields)} at {os.fspath(path)}:{number}"
-            )
-        sources.append(fields[0].strip())
-        targets.append(fields[1].strip())
-    return ParallelCorpus(tuple(sources), tuple(targets))
+    return _collect(_tsv_chunks(os.fspath(path)))
 
 
 def read_corpus(files: CorpusFiles) -> ParallelCorpus:
-    """Reads one split of a config: two aligned files or one TSV file.
+    """Reads one split of a config into memory: aligned files or TSV, one or many shards.
 
     Raises:
-        CorpusError: As `read_parallel` and `read_tsv`.
+        CorpusError: As `iter_pairs`.
     """
-    if files.tsv is not None:
-        return read_tsv(files.tsv)
-    return read_parallel(files.source, files.target)
+    return _collect(_pair_chunks(files))
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusScan:
+    """What one streaming pass over a split found.
+
+    Attributes:
+        pairs: Sentence pairs in the split.
+        sample: A uniform random sample of at most the requested size, in corpus order
+            (the whole split when it is no bigger).
+    """
+
+    pairs: int
+    sample: ParallelCorpus
+
+
+def scan_corpus(files: CorpusFiles, sample_size: int, seed: int) -> CorpusScan:
+    """Validates a split in one streaming pass and draws a random sample of its pairs.
+
+    Reservoir sampling (Li 1994, "Algorithm L") keeps memory bounded by `sample_size`
+    whatever the corpus size, so tokenizers can be trained and statistics taken on a
+    corpus that does not fit in memory.
+
+    Args:
+        files: The split.
+        sample_size: Most pairs to keep.
+        seed: Seed of the sample.
+
+    Returns:
+        The pair count and the sample.
+
+    Raises:
+        CorpusError: As `iter_pairs`.
+    """
+    if sample_size < 1:
+        raise ValueError(f"Expected sample_size >= 1. Received: sample_size={sample_size}")
+    rng = random.Random(seed)
+    reservoir: list[tuple[int, str, str]] = []
+    weight = math.exp(math.log(rng.random()) / sample_size)
+    next_pick = sample_size + int(math.log(rng.random()) / math.log(1 - weight))
+    count = 0
+    for sources, targets in _pair_chunks(files):
+        if len(reservoir) < sample_size:
+            taken = range(count, min(count + len(sources), sample_size))
+            reservoir.extend(zip(taken, sources, targets, strict=False))
+        while next_pick < count + len(sources):
+            offset = next_pick - count
+            reservoir[rng.randrange(sample_size)] = (next_pick, sources[offset], targets[offset])
+            weight *= math.exp(math.log(rng.random()) / sample_size)
+            next_pick += 1 + int(math.log(rng.random()) / math.log(1 - weight))
+        count += len(sources)
+    reservoir.sort()
+    return CorpusScan(
+        count, _collect([([s for _, s, _ in reservoir], [t for _, _, t in reservoir])])
+    )
 
 
 def subsample(corpus: ParallelCorpus, count: int, seed: int) -> ParallelCorpus:
@@ -172,33 +253,103 @@ def filter_pairs(
     return ParallelCorpus(tuple(s for s, _ in kept), tuple(t for _, t in kept)), report
 
 
-def _read_lines(path: str | os.PathLike, strip: bool = True) -> list[str]:
-    """Returns the lines of a UTF-8 text file (gzip if its name ends in `.gz`)."""
-    path = os.fspath(path)
+def _expand(pattern: str) -> list[str]:
+    """The files a path or glob pattern names, sorted."""
+    if not glob.has_magic(pattern):
+        return [pattern]
+    paths = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+    if not paths:
+        raise CorpusError(f"Expected corpus files matching a pattern. Received: {pattern} (none)")
+    return paths
+
+
+def _pair_chunks(files: CorpusFiles) -> Iterator[tuple[list[str], list[str]]]:
+    """Streams a split as aligned chunks of stripped source and target lines."""
+    for shard in corpus_shards(files):
+        if shard.tsv is not None:
+            yield from _tsv_chunks(shard.tsv)
+        else:
+            yield from _aligned_chunks(shard.source, shard.target)
+
+
+def _aligned_chunks(source_path: str, target_path: str) -> Iterator[tuple[list[str], list[str]]]:
+    """Streams two aligned files in chunks of stripped lines (see `iter_pairs`)."""
+    source_count = target_count = 0
+    chunks = itertools.zip_longest(_line_chunks(source_path), _line_chunks(target_path))
+    for sources, targets in chunks:
+        source_count += len(sources or ())
+        target_count += len(targets or ())
+        if source_count != target_count:
+            for sources, targets in chunks:
+                source_count += len(sources or ())
+                target_count += len(targets or ())
+            raise CorpusError(
+                f"Expected aligned files with equal line counts. Received: {source_path} has "
+                f"{source_count} lines, {target_path} has {target_count} lines"
+            )
+        yield [line.strip() for line in sources], [line.strip() for line in targets]
+
+
+def _tsv_chunks(path: str) -> Iterator[tuple[list[str], list[str]]]:
+    """Streams `source<TAB>target` lines in chunks of stripped fields (see `iter_pairs`)."""
+    count = 0
+    for lines in _line_chunks(path):
+        rows = [line.rstrip("\r").split("\t") for line in lines]
+        for number, fields in enumerate(rows, start=count + 1):
+            if len(fields) != 2:
+                raise CorpusError(
+                    f"Expected 2 tab-separated fields (source<TAB>target). "
+                    f"Received: {len(fields)} at {path}:{number}"
+                )
+        count += len(rows)
+        yield [source.strip() for source, _ in rows], [target.strip() for _, target in rows]
+
+
+def _line_chunks(path: str) -> Iterator[list[str]]:
+    """The lines of a UTF-8 text file (gzip if named `.gz`), `_CHUNK_LINES` at a time.
+
+    Newlines are removed; every chunk but the last has `_CHUNK_LINES` lines.
+    """
     if not os.path.isfile(path):
         raise CorpusError(f"Expected an existing corpus file. Received: {path} (not found)")
+    opener = gzip.open if path.endswith(".gz") else open
+    count = 0
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                data = f.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
+        with opener(path, "rb") as file:
+            while raw := list(itertools.islice(file, _CHUNK_LINES)):
+                yield _decode(raw, path, first_line=count + 1)
+                count += len(raw)
     except (OSError, EOFError) as error:
         raise CorpusError(f"Could not read corpus file {path}: {error}") from error
-    raw_lines = data.split(b"\n")
-    if raw_lines[-1] == b"":
-        raw_lines.pop()
-    if not raw_lines:
+    if count == 0:
         raise CorpusError(f"Expected a non-empty corpus. Received: {path} has no lines")
-    lines = []
-    for number, raw in enumerate(raw_lines, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise CorpusError(
-                f"Expected UTF-8 text. Received: invalid byte at {path}:{number} "
-                f"(column {error.start + 1})"
-            ) from error
-        lines.append(line.strip() if strip else line.rstrip("\r"))
+
+
+def _decode(raw: list[bytes], path: str, first_line: int) -> list[str]:
+    """Decodes lines read as bytes, naming the first line that is not UTF-8."""
+    try:
+        text = b"".join(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        for number, line in enumerate(raw, start=first_line):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CorpusError(
+                    f"Expected UTF-8 text. Received: invalid byte at {path}:{number} "
+                    f"(column {error.start + 1})"
+                ) from error
+        raise
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     return lines
+
+
+def _collect(chunks: Iterable[tuple[list[str], list[str]]]) -> ParallelCorpus:
+    """The pairs of aligned chunks, in memory."""
+    sources: list[str] = []
+    targets: list[str] = []
+    for source_chunk, target_chunk in chunks:
+        sources.extend(source_chunk)
+        targets.extend(target_chunk)
+    return ParallelCorpus(tuple(sources), tuple(targets))

@@ -3,13 +3,14 @@
 The pieces a hand-written `fit` script needs are importable from here: the padding-masked
 loss and accuracy, the warm-up schedule, and the callbacks the recipes use (validation
 BLEU, best/last checkpoints, a wall-clock budget, a cosine over that budget, attention
-images in TensorBoard). `train` runs a whole recipe from a `Config`.
+images in TensorBoard, a log line every N steps). `train` runs a whole recipe from a `Config`.
 """
 
 from nmt_keras.training.callbacks import (
     AttentionImage,
     BleuCallback,
     CosineBudgetDecay,
+    StepLog,
     TimeBudget,
     WeightsCheckpoint,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "CosineBudgetDecay",
     "MaskedAccuracy",
     "MaskedCrossEntropy",
+    "StepLog",
     "TimeBudget",
     "WarmupInverseSqrt",
     "WeightsCheckpoint",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
 import os
+import random
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -13,8 +16,8 @@ import keras
 import tensorflow as tf
 
 from nmt_keras.config import Config, ConfigError, TokenizerConfig
-from nmt_keras.data.corpus import ParallelCorpus, filter_pairs, read_corpus, subsample
-from nmt_keras.data.pipeline import make_dataset
+from nmt_keras.data.corpus import CorpusScan, ParallelCorpus, filter_pairs, scan_corpus, subsample
+from nmt_keras.data.pipeline import make_dataset, stream_dataset
 from nmt_keras.models import build_model
 from nmt_keras.run import RunError, RunPaths
 from nmt_keras.text.sentencepiece_training import (
@@ -27,6 +30,7 @@ from nmt_keras.training.callbacks import (
     AttentionImage,
     BleuCallback,
     CosineBudgetDecay,
+    StepLog,
     TimeBudget,
     WeightsCheckpoint,
 )
@@ -176,7 +180,13 @@ def _callbacks(
                 translator, sample.sources, sample.targets, tokenize=settings.bleu_tokenize
             )
         )
-    callbacks.append(keras.callbacks.BackupAndRestore(paths.backup))
+    callbacks.append(
+        keras.callbacks.BackupAndRestore(
+            paths.backup,
+            save_freq=settings.checkpoint_every_steps or "epoch",
+            double_checkpoint=True,
+        )
+    )
     callbacks.append(
         WeightsCheckpoint(
             paths.checkpoint("last"),
@@ -198,6 +208,8 @@ def _callbacks(
         callbacks.append(
             CosineBudgetDecay(settings.learning_rate, settings.max_minutes, settings.warmup_steps)
         )
+    if settings.log_every_steps:
+        callbacks.append(StepLog(settings.log_every_steps))
     callbacks.append(keras.callbacks.TensorBoard(paths.logs))
     if translator.model.has_attention and len(valid):
         callbacks.append(AttentionImage(translator, valid.sources[0], paths.logs))
@@ -248,21 +260,56 @@ def train(
     distribution = make_strategy(strategy)
     paths = RunPaths(run_dir)
     _check_resumable(paths, config)
-    train_corpus = read_corpus(config.data.train)
-    valid_corpus = read_corpus(config.data.valid)
+    train_scan = scan_corpus(config.data.train, config.tokenizer.sample_size, config.seed)
+    valid_corpus = scan_corpus(config.data.valid, config.data.max_valid_pairs, config.seed).sample
     os.makedirs(paths.root, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     # Tokenizers before the config: a tokenizer setting that does not fit the corpus
     # leaves no config behind that the corrected command would refuse to resume.
-    tokenizers = _tokenizers(paths, config, train_corpus)
+    tokenizers = _tokenizers(paths, config, train_scan.sample)
+    _report_filtering(config, tokenizers, train_scan)
     config.to_yaml(paths.config)
     previous_policy = keras.mixed_precision.global_policy()
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _fit(config, paths, distribution, tokenizers, train_corpus, valid_corpus, callbacks)
+        return _fit(config, paths, distribution, tokenizers, valid_corpus, callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _report_filtering(
+    config: Config, tokenizers: tuple[Tokenizer, Tokenizer], scan: CorpusScan
+) -> None:
+    """Logs what the length filter keeps, measured on the tokenizers' training sample.
+
+    Raises:
+        ConfigError: If the filter keeps none of the sample.
+    """
+    source, target = tokenizers
+    _, report = filter_pairs(
+        scan.sample, source.token_lengths, target.token_lengths, config.data.max_length
+    )
+    whole = len(scan.sample) == scan.pairs
+    where = "" if whole else f" of a random sample of {len(scan.sample)} of {scan.pairs} pairs"
+    logger.info("training pairs: %s%s", report, where)
+    if not report.kept:
+        raise ConfigError(f"No training pair is left after filtering: {report}{where}")
+
+
+def _stream_seed(paths: RunPaths, config: Config) -> int:
+    """The training stream's seed: the config's, or a new one for a resumed run.
+
+    A run resumed from a backup (see `BackupAndRestore`) starts a freshly shuffled
+    stream instead of replaying the batches the interrupted run already trained on.
+    """
+    metadata = os.path.join(paths.backup, "training_metadata.json")
+    if not os.path.isfile(metadata):
+        return config.data.shuffle_seed
+    with open(metadata, encoding="utf-8") as file:
+        position = json.load(file)
+    resumed_at = f"{config.data.shuffle_seed}:{position['epoch']}:{position['batch']}"
+    return random.Random(resumed_at).randrange(2**31)
 
 
 def _fit(
@@ -270,46 +317,31 @@ def _fit(
     paths: RunPaths,
     distribution: tf.distribute.Strategy,
     tokenizers: tuple[Tokenizer, Tokenizer],
-    train_corpus: ParallelCorpus,
     valid_corpus: ParallelCorpus,
     extra_callbacks: Sequence[keras.callbacks.Callback],
 ) -> keras.callbacks.History:
     """Datasets, model and `model.fit`, under the dtype policy already set."""
     source_tokenizer, target_tokenizer = tokenizers
-    max_length = config.data.max_length
-    train_corpus, report = filter_pairs(
-        train_corpus, source_tokenizer.token_lengths, target_tokenizer.token_lengths, max_length
-    )
-    logger.info("training pairs: %s", report)
-    if not len(train_corpus):
-        raise ConfigError(f"No training pair is left after filtering: {report}")
-    if config.data.max_train_pairs:
-        train_corpus = subsample(
-            train_corpus, config.data.max_train_pairs, config.data.shuffle_seed
-        )
-    valid_filtered, _ = filter_pairs(
-        valid_corpus, source_tokenizer.token_lengths, target_tokenizer.token_lengths, max_length
-    )
-
+    data = config.data
     batching = dict(
-        batch_size=config.data.batch_size, max_tokens=config.data.max_tokens, max_length=max_length
+        batch_size=data.batch_size, max_tokens=data.max_tokens, max_length=data.max_length
     )
-    train_data = make_dataset(
-        train_corpus,
+    train_data = stream_dataset(
+        data.train,
         source_tokenizer,
         target_tokenizer,
-        shuffle=True,
-        seed=config.data.shuffle_seed,
+        shuffle_buffer=data.shuffle_buffer,
+        seed=_stream_seed(paths, config),
+        max_pairs=data.max_train_pairs,
+        repeat=config.training.steps_per_epoch is not None,
         **batching,
     )
     valid_data = make_dataset(
-        valid_filtered, source_tokenizer, target_tokenizer, shuffle=False, **batching
+        valid_corpus, source_tokenizer, target_tokenizer, shuffle=False, **batching
     )
     replicas = distribution.num_replicas_in_sync
     train_data = _divisible_batches(train_data, replicas)
     valid_data = _divisible_batches(valid_data, replicas)
-    if config.training.steps_per_epoch:
-        train_data = train_data.repeat()
 
     with distribution.scope():
         model = build_model(config.model, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
@@ -324,7 +356,7 @@ def _fit(
         model,
         source_tokenizer,
         target_tokenizer,
-        max_source_length=max_length,
+        max_source_length=data.max_length,
         max_decode_length=config.training.max_decode_length,
     )
     with warnings.catch_warnings():
@@ -339,5 +371,5 @@ def _fit(
             steps_per_epoch=config.training.steps_per_epoch,
             callbacks=[*_callbacks(paths, config, translator, valid_corpus), *extra_callbacks],
             shuffle=False,  # the dataset shuffles itself, with the config's seed
-            verbose=2,
+            verbose=1 if sys.stdout.isatty() else 2,
         )

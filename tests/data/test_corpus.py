@@ -2,13 +2,18 @@ import gzip
 
 import pytest
 
+from nmt_keras.config import CorpusFiles
 from nmt_keras.data.corpus import (
     CorpusError,
     FilterReport,
     ParallelCorpus,
+    corpus_shards,
     filter_pairs,
+    iter_pairs,
+    read_corpus,
     read_parallel,
     read_tsv,
+    scan_corpus,
     subsample,
 )
 
@@ -137,3 +142,66 @@ def test_subsample_keeps_a_seeded_choice_of_pairs_in_corpus_order():
     assert subsample(corpus, 4, seed=3) == chosen
     assert subsample(corpus, 10, seed=3) is corpus
     assert subsample(corpus, 20, seed=3) is corpus
+
+
+def test_shards_pair_sorted_matches_and_read_in_order(tmp_path):
+    for index in (1, 0):
+        write(tmp_path / f"part{index}.de.gz", f"de {index}a\nde {index}b\n")
+        write(tmp_path / f"part{index}.en", f"en {index}a\nen {index}b\n")
+    files = CorpusFiles(source=str(tmp_path / "part*.de.gz"), target=str(tmp_path / "part*.en"))
+    shards = corpus_shards(files)
+    assert [shard.source for shard in shards] == [
+        str(tmp_path / "part0.de.gz"),
+        str(tmp_path / "part1.de.gz"),
+    ]
+    assert list(iter_pairs(files)) == [
+        ("de 0a", "en 0a"),
+        ("de 0b", "en 0b"),
+        ("de 1a", "en 1a"),
+        ("de 1b", "en 1b"),
+    ]
+    assert read_corpus(files).sources == ("de 0a", "de 0b", "de 1a", "de 1b")
+
+
+def test_shard_patterns_must_match_alike(tmp_path):
+    write(tmp_path / "a.de", "x\n")
+    files = CorpusFiles(source=str(tmp_path / "*.de"), target=str(tmp_path / "*.en"))
+    with pytest.raises(CorpusError) as error:
+        corpus_shards(files)
+    assert_one_line(error, tmp_path / "*.en", "none")
+    write(tmp_path / "a.en", "y\n")
+    write(tmp_path / "b.en", "z\n")
+    with pytest.raises(CorpusError) as error:
+        corpus_shards(files)
+    assert_one_line(error, "matches 1 files", "matches 2")
+
+
+def test_errors_name_the_line_past_the_first_chunk(tmp_path):
+    lines = [f"line {i}" for i in range(20_000)]
+    write(tmp_path / "a.txt", "\n".join(lines) + "\n")
+    (tmp_path / "b.txt").write_bytes(("\n".join(lines[:-1]) + "\n").encode() + b"bad \xff\n")
+    with pytest.raises(CorpusError) as error:
+        read_parallel(tmp_path / "a.txt", tmp_path / "b.txt")
+    assert_one_line(error, f"{tmp_path / 'b.txt'}:20000", "UTF-8", "column 5")
+    write(tmp_path / "c.txt", "\n".join(lines[:-3]) + "\n")
+    with pytest.raises(CorpusError) as error:
+        read_parallel(tmp_path / "a.txt", tmp_path / "c.txt")
+    assert_one_line(error, "20000 lines", "19997 lines")
+
+
+def test_scan_counts_and_samples_uniformly_in_corpus_order(tmp_path):
+    count = 30_000
+    write(tmp_path / "a.txt", "".join(f"s{i}\n" for i in range(count)))
+    write(tmp_path / "b.txt", "".join(f"t{i}\n" for i in range(count)))
+    files = CorpusFiles(source=str(tmp_path / "a.txt"), target=str(tmp_path / "b.txt"))
+    scan = scan_corpus(files, sample_size=3000, seed=0)
+    assert scan.pairs == count and len(scan.sample) == 3000
+    rows = [int(source[1:]) for source in scan.sample.sources]
+    assert rows == sorted(set(rows))
+    assert [f"t{row}" for row in rows] == list(scan.sample.targets)
+    # Uniform: each tenth of the corpus holds about a tenth of the sample.
+    tenths = [sum(row * 10 // count == tenth for row in rows) for tenth in range(10)]
+    assert min(tenths) > 220 and max(tenths) < 380
+    assert scan_corpus(files, sample_size=3000, seed=0) == scan
+    assert scan_corpus(files, sample_size=3000, seed=1) != scan
+    assert scan_corpus(files, sample_size=count, seed=0).sample == read_corpus(files)

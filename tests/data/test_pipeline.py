@@ -1,11 +1,13 @@
+import gzip
 import random
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nmt_keras.data.corpus import ParallelCorpus
-from nmt_keras.data.pipeline import make_dataset, padding_fraction
+from nmt_keras.config import CorpusFiles
+from nmt_keras.data.corpus import CorpusError, ParallelCorpus
+from nmt_keras.data.pipeline import make_dataset, padding_fraction, stream_dataset
 from nmt_keras.text.sentencepiece_training import train_sentencepiece
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
@@ -103,17 +105,102 @@ def test_same_seed_same_order(corpus, tokenizer):
     assert first_epoch(1) != first_epoch(2)
 
 
-def test_cache_gives_same_batches(corpus, tokenizer, tmp_path):
-    def epochs(**kwargs):
-        dataset = make_dataset(
-            corpus, tokenizer, tokenizer, batch_size=8, max_length=64, shuffle=True, **kwargs
-        )
-        return [[s.tolist() for s, _, _ in batches(dataset)] for _ in range(2)]
+def test_reshuffled_every_epoch(corpus, tokenizer):
+    dataset = make_dataset(corpus, tokenizer, tokenizer, batch_size=8, max_length=64, shuffle=True)
+    first, second = ([s.tolist() for s, _, _ in batches(dataset)] for _ in range(2))
+    assert first != second
 
-    plain = epochs()
-    assert plain[0] != plain[1]  # Reshuffled every epoch.
-    assert epochs(cache=True) == plain
-    assert epochs(cache=str(tmp_path / "cache")) == plain
+
+def write_shards(directory, corpus, shards: int, suffix: str = ""):
+    """Writes the corpus as `shards` aligned file pairs, gzip when suffix is `.gz`."""
+    for index in range(shards):
+        rows = range(index, len(corpus), shards)
+        for side, sentences in (("src", corpus.sources), ("tgt", corpus.targets)):
+            text = "".join(f"{sentences[row]}\n" for row in rows).encode()
+            path = directory / f"train.{index:02d}.{side}{suffix}"
+            path.write_bytes(gzip.compress(text) if suffix == ".gz" else text)
+    return CorpusFiles(
+        source=str(directory / f"train.*.src{suffix}"),
+        target=str(directory / f"train.*.tgt{suffix}"),
+    )
+
+
+def stream_pairs(dataset, tokenizer, steps=None):
+    """The (source, target) sentences of a batched dataset, decoded, in order."""
+    pairs = []
+    for source, target, _ in batches(dataset.take(steps) if steps else dataset):
+        sources = tokenizer.detokenize(source).numpy()
+        targets = tokenizer.detokenize(target).numpy()
+        pairs += [(s.decode(), t.decode()) for s, t in zip(sources, targets, strict=True)]
+    return pairs
+
+
+@pytest.mark.parametrize(("shards", "suffix"), [(1, ""), (3, ".gz")])
+def test_stream_reads_every_pair_of_every_shard_once_per_pass(
+    corpus, tokenizer, tmp_path, shards, suffix
+):
+    files = write_shards(tmp_path, corpus, shards, suffix)
+    dataset = stream_dataset(
+        files, tokenizer, tokenizer, batch_size=8, max_length=64, shuffle_buffer=1000
+    )
+    expected = sorted(zip(corpus.sources, corpus.targets, strict=True))
+    first, second = stream_pairs(dataset, tokenizer), stream_pairs(dataset, tokenizer)
+    assert sorted(first) == sorted(second) == expected
+    assert first != second  # A new order every pass.
+
+
+def test_stream_reads_tsv_and_drops_empty_and_long_pairs(tokenizer, tmp_path):
+    lines = ["a dog\tthe cat", "\tthe man", "a cat\t", " in the park \t the big book "]
+    lines.append("a " * 70 + "\tlong")
+    (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = stream_dataset(
+        CorpusFiles(tsv=str(tmp_path / "pairs.tsv")),
+        tokenizer,
+        tokenizer,
+        batch_size=8,
+        max_length=64,
+        shuffle_buffer=10,
+    )
+    assert sorted(stream_pairs(dataset, tokenizer)) == [
+        ("a dog", "the cat"),
+        ("in the park", "the big book"),
+    ]
+
+
+def test_repeated_stream_is_endless_and_seeded(corpus, tokenizer, tmp_path):
+    files = write_shards(tmp_path, corpus, 2)
+
+    def first_batches(seed):
+        dataset = stream_dataset(
+            files,
+            tokenizer,
+            tokenizer,
+            batch_size=8,
+            max_length=64,
+            shuffle_buffer=50,
+            seed=seed,
+            repeat=True,
+        )
+        return stream_pairs(dataset, tokenizer, steps=40)
+
+    pairs = first_batches(1)
+    assert len(pairs) > 2 * len(corpus)
+    assert pairs == first_batches(1) != first_batches(2)
+
+
+def test_max_pairs_keeps_one_subset_for_every_pass(corpus, tokenizer, tmp_path):
+    files = write_shards(tmp_path, corpus, 2)
+    dataset = stream_dataset(
+        files, tokenizer, tokenizer, batch_size=8, max_length=64, shuffle_buffer=50, max_pairs=30
+    )
+    first, second = stream_pairs(dataset, tokenizer), stream_pairs(dataset, tokenizer)
+    assert len(first) == 30 and sorted(first) == sorted(second) and first != second
+
+
+def test_stream_rejects_a_pattern_without_files(tokenizer, tmp_path):
+    files = CorpusFiles(source=str(tmp_path / "*.src"), target=str(tmp_path / "*.tgt"))
+    with pytest.raises(CorpusError, match=r"\*\.src \(none\)"):
+        stream_dataset(files, tokenizer, tokenizer, batch_size=8, max_length=64, shuffle_buffer=1)
 
 
 def test_padding_fraction(corpus, tokenizer):

@@ -2,6 +2,8 @@
 
 import csv
 import dataclasses
+import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -211,6 +213,53 @@ def test_interrupted_training_resumes_from_the_last_epoch(toy_corpus, tmp_path, 
     with open(run_dir / "history.csv", encoding="utf-8") as file:
         epochs = [int(row["epoch"]) for row in csv.DictReader(file)]
     assert epochs == [0, 1, 2, 3], "the second call continues at epoch 2"
+
+
+def test_sharded_corpus_backs_up_mid_epoch_and_resumes_on_a_fresh_stream(
+    tmp_path, monkeypatch, caplog
+):
+    import keras
+
+    for shard, rows in enumerate((TOY_PAIRS[:3], TOY_PAIRS[3:])):
+        for side, column in (("src", 0), ("tgt", 1)):
+            text = "".join(f"{row[column]}\n" for row in rows).encode()
+            (tmp_path / f"train.{shard}.{side}.gz").write_bytes(gzip.compress(text))
+    run_dir = tmp_path / "run"
+    args = tiny_train_args(
+        tmp_path / "train.*.src.gz",
+        tmp_path / "train.*.tgt.gz",
+        run_dir,
+        "training.epochs=2",
+        "training.steps_per_epoch=6",
+        "training.checkpoint_every_steps=2",
+        "training.log_every_steps=3",
+    )
+    original_callbacks = trainer._callbacks
+
+    class InterruptAtTheFourthBatch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                raise _Interrupt
+
+    monkeypatch.setattr(
+        trainer,
+        "_callbacks",
+        lambda *args: original_callbacks(*args) + [InterruptAtTheFourthBatch()],
+    )
+    with pytest.raises(_Interrupt):
+        main(args)
+    metadata = json.loads((run_dir / "backup" / "training_metadata.json").read_text())
+    assert metadata == {"epoch": 0, "batch": 3}, "backed up after the fourth batch"
+    config = Config.from_yaml(str(run_dir / "config.yaml"))
+    assert trainer._stream_seed(RunPaths(str(run_dir)), config) != config.data.shuffle_seed
+
+    monkeypatch.setattr(trainer, "_callbacks", original_callbacks)
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    with open(run_dir / "history.csv", encoding="utf-8") as file:
+        assert [int(row["epoch"]) for row in csv.DictReader(file)] == [0, 1]
+    steps = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
+    assert len(steps) == 4 and steps[0].startswith("epoch 1 step 3: ") and " loss " in steps[0]
 
 
 def test_resuming_with_another_model_is_refused(toy_corpus, tmp_path, capsys):
