@@ -155,7 +155,7 @@ class TokenizerConfig:
     model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
     character_coverage: float | Literal["auto"] = "auto"
     byte_fallback: bool = True
-    sample_size: int = 200_000
+    sample_size: int = 100_000
 
     def validate(self, path: str) -> None:
         """Checks the vocabulary size and character coverage."""

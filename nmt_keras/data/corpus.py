@@ -19,7 +19,9 @@ LengthFn = Callable[[Sequence[str]], Sequence[int]]
 """Maps a list of sentences to their token lengths (`<s>` and `</s>` included)."""
 
 
-# Lines read and decoded at a time: large enough that the per-line work runs in C.
+# Bytes read and decoded at a time, and lines handled at a time: large enough that the
+# per-line work runs in C.
+_CHUNK_BYTES = 1 << 20
 _CHUNK_LINES = 8192
 
 
@@ -120,7 +122,8 @@ def iter_pairs(files: CorpusFiles) -> Iterator[tuple[str, str]]:
             different line counts; the one-line message names the file and line.
     """
     for sources, targets in _pair_chunks(files):
-        yield from zip(sources, targets, strict=True)
+        for source, target in zip(sources, targets, strict=True):
+            yield source.strip(), target.strip()
 
 
 def read_parallel(source_path: str | os.PathLike, target_path: str | os.PathLike) -> ParallelCorpus:
@@ -192,7 +195,7 @@ def scan_corpus(files: CorpusFiles, sample_size: int, seed: int) -> CorpusScan:
     for sources, targets in _pair_chunks(files):
         if len(reservoir) < sample_size:
             taken = range(count, min(count + len(sources), sample_size))
-            reservoir.extend(zip(taken, sources, targets, strict=False))
+            reservoir += zip(taken, sources, targets, strict=False)
         while next_pick < count + len(sources):
             offset = next_pick - count
             reservoir[rng.randrange(sample_size)] = (next_pick, sources[offset], targets[offset])
@@ -264,7 +267,7 @@ def _expand(pattern: str) -> list[str]:
 
 
 def _pair_chunks(files: CorpusFiles) -> Iterator[tuple[list[str], list[str]]]:
-    """Streams a split as aligned chunks of stripped source and target lines."""
+    """Streams a split as aligned chunks of source and target lines, not yet stripped."""
     for shard in corpus_shards(files):
         if shard.tsv is not None:
             yield from _tsv_chunks(shard.tsv)
@@ -273,9 +276,11 @@ def _pair_chunks(files: CorpusFiles) -> Iterator[tuple[list[str], list[str]]]:
 
 
 def _aligned_chunks(source_path: str, target_path: str) -> Iterator[tuple[list[str], list[str]]]:
-    """Streams two aligned files in chunks of stripped lines (see `iter_pairs`)."""
+    """Streams two aligned files in aligned chunks of lines (see `iter_pairs`)."""
     source_count = target_count = 0
-    chunks = itertools.zip_longest(_line_chunks(source_path), _line_chunks(target_path))
+    chunks = itertools.zip_longest(
+        _fixed_chunks(_line_chunks(source_path)), _fixed_chunks(_line_chunks(target_path))
+    )
     for sources, targets in chunks:
         source_count += len(sources or ())
         target_count += len(targets or ())
@@ -287,14 +292,14 @@ def _aligned_chunks(source_path: str, target_path: str) -> Iterator[tuple[list[s
                 f"Expected aligned files with equal line counts. Received: {source_path} has "
                 f"{source_count} lines, {target_path} has {target_count} lines"
             )
-        yield [line.strip() for line in sources], [line.strip() for line in targets]
+        yield sources, targets
 
 
 def _tsv_chunks(path: str) -> Iterator[tuple[list[str], list[str]]]:
-    """Streams `source<TAB>target` lines in chunks of stripped fields (see `iter_pairs`)."""
+    """Streams `source<TAB>target` lines in chunks of fields (see `iter_pairs`)."""
     count = 0
     for lines in _line_chunks(path):
-        rows = [line.rstrip("\r").split("\t") for line in lines]
+        rows = [line.split("\t") for line in lines]
         for number, fields in enumerate(rows, start=count + 1):
             if len(fields) != 2:
                 raise CorpusError(
@@ -302,13 +307,25 @@ def _tsv_chunks(path: str) -> Iterator[tuple[list[str], list[str]]]:
                     f"Received: {len(fields)} at {path}:{number}"
                 )
         count += len(rows)
-        yield [source.strip() for source, _ in rows], [target.strip() for _, target in rows]
+        yield [source for source, _ in rows], [target for _, target in rows]
+
+
+def _fixed_chunks(chunks: Iterable[list[str]]) -> Iterator[list[str]]:
+    """Regroups lines into chunks of `_CHUNK_LINES` (the last may be shorter)."""
+    pending: list[str] = []
+    for chunk in chunks:
+        pending += chunk
+        while len(pending) >= _CHUNK_LINES:
+            yield pending[:_CHUNK_LINES]
+            del pending[:_CHUNK_LINES]
+    if pending:
+        yield pending
 
 
 def _line_chunks(path: str) -> Iterator[list[str]]:
-    """The lines of a UTF-8 text file (gzip if named `.gz`), `_CHUNK_LINES` at a time.
+    """The lines of a UTF-8 text file (gzip if named `.gz`), a block of bytes at a time.
 
-    Newlines are removed; every chunk but the last has `_CHUNK_LINES` lines.
+    Lines are split on newline characters only and keep their other whitespace.
     """
     if not os.path.isfile(path):
         raise CorpusError(f"Expected an existing corpus file. Received: {path} (not found)")
@@ -316,29 +333,28 @@ def _line_chunks(path: str) -> Iterator[list[str]]:
     count = 0
     try:
         with opener(path, "rb") as file:
-            while raw := list(itertools.islice(file, _CHUNK_LINES)):
-                yield _decode(raw, path, first_line=count + 1)
-                count += len(raw)
+            while block := file.read(_CHUNK_BYTES):
+                if not block.endswith(b"\n"):
+                    block += file.readline()
+                lines = _decode(block, path, first_line=count + 1)
+                count += len(lines)
+                yield lines
     except (OSError, EOFError) as error:
         raise CorpusError(f"Could not read corpus file {path}: {error}") from error
     if count == 0:
         raise CorpusError(f"Expected a non-empty corpus. Received: {path} has no lines")
 
 
-def _decode(raw: list[bytes], path: str, first_line: int) -> list[str]:
-    """Decodes lines read as bytes, naming the first line that is not UTF-8."""
+def _decode(block: bytes, path: str, first_line: int) -> list[str]:
+    """The lines of a block of whole lines, naming the first byte that is not UTF-8."""
     try:
-        text = b"".join(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        for number, line in enumerate(raw, start=first_line):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise CorpusError(
-                    f"Expected UTF-8 text. Received: invalid byte at {path}:{number} "
-                    f"(column {error.start + 1})"
-                ) from error
-        raise
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as error:
+        number = first_line + block.count(b"\n", 0, error.start)
+        column = error.start - block.rfind(b"\n", 0, error.start)
+        raise CorpusError(
+            f"Expected UTF-8 text. Received: invalid byte at {path}:{number} (column {column})"
+        ) from error
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -346,10 +362,10 @@ def _decode(raw: list[bytes], path: str, first_line: int) -> list[str]:
 
 
 def _collect(chunks: Iterable[tuple[list[str], list[str]]]) -> ParallelCorpus:
-    """The pairs of aligned chunks, in memory."""
+    """The stripped pairs of aligned chunks, in memory."""
     sources: list[str] = []
     targets: list[str] = []
     for source_chunk, target_chunk in chunks:
-        sources.extend(source_chunk)
-        targets.extend(target_chunk)
+        sources += [source.strip() for source in source_chunk]
+        targets += [target.strip() for target in target_chunk]
     return ParallelCorpus(tuple(sources), tuple(targets))

@@ -260,14 +260,12 @@ def train(
     distribution = make_strategy(strategy)
     paths = RunPaths(run_dir)
     _check_resumable(paths, config)
-    train_scan = scan_corpus(config.data.train, config.tokenizer.sample_size, config.seed)
     valid_corpus = scan_corpus(config.data.valid, config.data.max_valid_pairs, config.seed).sample
     os.makedirs(paths.root, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     # Tokenizers before the config: a tokenizer setting that does not fit the corpus
     # leaves no config behind that the corrected command would refuse to resume.
-    tokenizers = _tokenizers(paths, config, train_scan.sample)
-    _report_filtering(config, tokenizers, train_scan)
+    tokenizers = _scan_training_corpus(paths, config)
     config.to_yaml(paths.config)
     previous_policy = keras.mixed_precision.global_policy()
     if config.training.mixed_precision:
@@ -276,6 +274,21 @@ def train(
         return _fit(config, paths, distribution, tokenizers, valid_corpus, callbacks)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _scan_training_corpus(paths: RunPaths, config: Config) -> tuple[Tokenizer, Tokenizer]:
+    """Validates the training corpus in one pass and gets the tokenizers from its sample.
+
+    The sample lives only as long as this call, so it takes no memory during training.
+
+    Raises:
+        CorpusError: a training file is missing or malformed (names file and line).
+        ConfigError: as `_tokenizers` and `_report_filtering`.
+    """
+    scan = scan_corpus(config.data.train, config.tokenizer.sample_size, config.seed)
+    tokenizers = _tokenizers(paths, config, scan.sample)
+    _report_filtering(config, tokenizers, scan)
+    return tokenizers
 
 
 def _report_filtering(
