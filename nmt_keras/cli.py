@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from nmt_keras.config import STRATEGIES
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 USER_ERROR_EXIT = 2
@@ -316,7 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set model.units=128 (repeatable)",
     )
     train.add_argument("--run-dir", help="run directory (default: runs/<config name>)")
-    train.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    train.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="tf.distribute strategy: one device, every device of this machine "
+        "(mirrored), or the workers of TF_CONFIG (multi_worker)",
+    )
     train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
     train.set_defaults(handler=_train)
 

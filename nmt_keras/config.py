@@ -25,6 +25,11 @@ class ConfigError(ValueError):
     """A configuration file, key or value is invalid."""
 
 
+#: The `tf.distribute` strategies of `nmt-keras train --strategy` (see
+#: `nmt_keras.training.trainer.make_strategy`).
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
 # PyYAML follows YAML 1.1, which reads `1e-4` (no dot) as a string; such a string is
 # accepted where a float is expected, so `learning_rate: 1e-4` and `--set
 # training.learning_rate=1e-4` work. Any other string is still a type error.

@@ -28,7 +28,10 @@ class MaskedCrossEntropy(keras.losses.Loss):
         y_pred: `(batch, tgt_len, vocab)` logits.
 
     Returns:
-        A float32 scalar.
+        A float32 scalar (`call` gives the per-token terms whose sum over the
+        `(batch, tgt_len)` positions, divided by their count, is that mean: Keras then
+        reduces them, and under `tf.distribute` divides by the replicas in sync, so the
+        replicas' gradients sum to their mean).
     """
 
     def __init__(self, pad_id: int = 0, label_smoothing: float = 0.0, name="masked_ce", **kwargs):
@@ -41,7 +44,7 @@ class MaskedCrossEntropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        """Returns the masked mean token loss; see the class docstring."""
+        """Returns `(batch, tgt_len)` terms whose mean is the masked mean token loss."""
         logits = ops.cast(y_pred, "float32")
         labels = ops.cast(y_true, "int32")
         nll = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -50,7 +53,8 @@ class MaskedCrossEntropy(keras.losses.Loss):
             uniform = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)
             nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(labels, self.pad_id), "float32")
-        return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+        positions = ops.cast(ops.size(mask), "float32")
+        return nll * mask * (positions / ops.maximum(ops.sum(mask), 1.0))
 
     def get_config(self):
         """Returns the constructor arguments."""

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import hashlib
 import json
 import logging
 import os
 import random
 import sys
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import keras
 import tensorflow as tf
 
-from nmt_keras.config import Config, ConfigError, TokenizerConfig
+from nmt_keras.config import STRATEGIES, Config, ConfigError, TokenizerConfig
 from nmt_keras.data.corpus import CorpusScan, ParallelCorpus, filter_pairs, scan_corpus, subsample
 from nmt_keras.data.pipeline import make_dataset, stream_dataset
 from nmt_keras.models import build_model
@@ -36,19 +39,27 @@ from nmt_keras.training.callbacks import (
 )
 from nmt_keras.training.losses import MaskedCrossEntropy
 from nmt_keras.training.metrics import MaskedAccuracy
+from nmt_keras.training.multi_worker import (
+    agreed,
+    chief_value,
+    fit_distributed,
+    is_chief,
+    multi_worker_strategy,
+)
 from nmt_keras.training.schedules import WarmupInverseSqrt
 from nmt_keras.translator import Translator
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("default", "mirrored")
-
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """`default` (one device) or `mirrored` over every GPU, else every logical CPU.
+    """The `tf.distribute` strategy named `name` (one of `STRATEGIES`).
+
+    `default` is one device, `mirrored` every GPU (else every logical CPU) of this
+    machine, `multi_worker` the workers of `TF_CONFIG` (see `multi_worker`).
 
     Raises:
-        ValueError: for an unknown strategy name.
+        ValueError: for an unknown strategy name, or a missing or malformed `TF_CONFIG`.
     """
     if name not in STRATEGIES:
         raise ValueError(
@@ -56,6 +67,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         )
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        return multi_worker_strategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
@@ -244,7 +257,9 @@ def train(
     Args:
         config: The experiment.
         run_dir: Where the run lives.
-        strategy: `default` or `mirrored` (`tf.distribute.MirroredStrategy`).
+        strategy: `default`, `mirrored` (`tf.distribute.MirroredStrategy`) or
+            `multi_worker` (`tf.distribute.MultiWorkerMirroredStrategy` from `TF_CONFIG`:
+            run the same call on every worker; only the chief writes `run_dir`).
         callbacks: Extra callbacks, run after the built-in ones (so they see the epoch's
             `val_bleu` and the checkpoints it wrote).
 
@@ -258,22 +273,63 @@ def train(
             fit it (names the setting to change).
     """
     distribution = make_strategy(strategy)
-    paths = RunPaths(run_dir)
-    _check_resumable(paths, config)
-    valid_corpus = scan_corpus(config.data.valid, config.data.max_valid_pairs, config.seed).sample
-    os.makedirs(paths.root, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    # Tokenizers before the config: a tokenizer setting that does not fit the corpus
-    # leaves no config behind that the corrected command would refuse to resume.
-    tokenizers = _scan_training_corpus(paths, config)
-    config.to_yaml(paths.config)
-    previous_policy = keras.mixed_precision.global_policy()
-    if config.training.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        return _fit(config, paths, distribution, tokenizers, valid_corpus, callbacks)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    with _run_paths_of_this_worker(RunPaths(run_dir), distribution) as paths:
+        _check_resumable(paths, config)
+        valid_corpus = scan_corpus(
+            config.data.valid, config.data.max_valid_pairs, config.seed
+        ).sample
+        os.makedirs(paths.root, exist_ok=True)
+        keras.utils.set_random_seed(config.seed)
+        # Tokenizers before the config: a tokenizer setting that does not fit the corpus
+        # leaves no config behind that the corrected command would refuse to resume.
+        tokenizers = _scan_training_corpus(paths, config)
+        _check_same_tokenizers(distribution, tokenizers)
+        config.to_yaml(paths.config)
+        previous_policy = keras.mixed_precision.global_policy()
+        if config.training.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            return _fit(config, paths, distribution, tokenizers, valid_corpus, callbacks)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+
+
+@contextlib.contextmanager
+def _run_paths_of_this_worker(
+    paths: RunPaths, distribution: tf.distribute.Strategy
+) -> Iterator[RunPaths]:
+    """The run directory this process writes: `paths` on the chief, else a temporary one.
+
+    Every worker of a multi-worker run does the same work, callbacks included, but only
+    the chief writes the run (tokenizers, config, checkpoints, logs, backups); the others
+    write theirs into a directory removed when training ends.
+    """
+    if is_chief(distribution):
+        yield paths
+        return
+    with tempfile.TemporaryDirectory(prefix="nmt-keras-worker-") as directory:
+        yield RunPaths(directory)
+
+
+def _check_same_tokenizers(
+    distribution: tf.distribute.Strategy, tokenizers: tuple[Tokenizer, Tokenizer]
+) -> None:
+    """Refuses to train when the workers of a multi-worker run hold different tokenizers.
+
+    Every worker samples the same files with the same seed and trains its SentencePiece
+    models from that sample, so they agree unless the workers see different files.
+
+    Raises:
+        RunError: naming the files to check.
+    """
+    if not isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    digest = hashlib.sha256(b"".join(tokenizer.model_proto for tokenizer in tokenizers))
+    if not agreed(distribution, int.from_bytes(digest.digest()[:6], "big")):
+        raise RunError(
+            "The workers made different SentencePiece models: every worker must read the "
+            "same data.train files (and the chief's run directory, when it resumes)"
+        )
 
 
 def _scan_training_corpus(paths: RunPaths, config: Config) -> tuple[Tokenizer, Tokenizer]:
@@ -310,19 +366,23 @@ def _report_filtering(
         raise ConfigError(f"No training pair is left after filtering: {report}{where}")
 
 
-def _stream_seed(paths: RunPaths, config: Config) -> int:
+def _stream_seed(paths: RunPaths, config: Config, distribution: tf.distribute.Strategy) -> int:
     """The training stream's seed: the config's, or a new one for a resumed run.
 
     A run resumed from a backup (see `BackupAndRestore`) starts a freshly shuffled
     stream instead of replaying the batches the interrupted run already trained on.
+    Every worker of a multi-worker run takes the chief's seed, the one with the backup.
     """
+    seed = config.data.shuffle_seed
     metadata = os.path.join(paths.backup, "training_metadata.json")
-    if not os.path.isfile(metadata):
-        return config.data.shuffle_seed
-    with open(metadata, encoding="utf-8") as file:
-        position = json.load(file)
-    resumed_at = f"{config.data.shuffle_seed}:{position['epoch']}:{position['batch']}"
-    return random.Random(resumed_at).randrange(2**31)
+    if os.path.isfile(metadata):
+        with open(metadata, encoding="utf-8") as file:
+            position = json.load(file)
+        resumed_at = f"{config.data.shuffle_seed}:{position['epoch']}:{position['batch']}"
+        seed = random.Random(resumed_at).randrange(2**31)
+    if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
+        seed = int(chief_value(distribution, seed))
+    return seed
 
 
 def _fit(
@@ -344,7 +404,7 @@ def _fit(
         source_tokenizer,
         target_tokenizer,
         shuffle_buffer=data.shuffle_buffer,
-        seed=_stream_seed(paths, config),
+        seed=_stream_seed(paths, config, distribution),
         max_pairs=data.max_train_pairs,
         repeat=config.training.steps_per_epoch is not None,
         **batching,
@@ -372,17 +432,20 @@ def _fit(
         max_source_length=data.max_length,
         max_decode_length=config.training.max_decode_length,
     )
+    fit_arguments = dict(
+        validation_data=valid_data,
+        epochs=config.training.epochs,
+        steps_per_epoch=config.training.steps_per_epoch,
+        callbacks=[*_callbacks(paths, config, translator, valid_corpus), *extra_callbacks],
+        verbose=(1 if sys.stdout.isatty() else 2) if is_chief(distribution) else 0,
+    )
+    if isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy):
+        # `model.fit` fails under this strategy in Keras 3 (see `multi_worker`).
+        return fit_distributed(model, distribution, train_data, **fit_arguments)
     with warnings.catch_warnings():
         # Bucketed datasets have unknown length, so Keras learns an epoch's end from the
         # iterator running out and warns each time; the training data repeats whenever
         # steps_per_epoch is set, so running out is always the expected end of a pass.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        return model.fit(
-            train_data,
-            validation_data=valid_data,
-            epochs=config.training.epochs,
-            steps_per_epoch=config.training.steps_per_epoch,
-            callbacks=[*_callbacks(paths, config, translator, valid_corpus), *extra_callbacks],
-            shuffle=False,  # the dataset shuffles itself, with the config's seed
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        # The dataset shuffles itself, with the config's seed.
+        return model.fit(train_data, shuffle=False, **fit_arguments)
