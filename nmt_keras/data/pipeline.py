@@ -283,7 +283,11 @@ def _padded_length(inputs, labels) -> tf.Tensor:
 
 
 def _shard_lines(shards: Sequence[CorpusFiles], seed: int) -> tf.data.Dataset:
-    """`(source, target)` stripped line pairs of the shards, shards in a seeded order.
+    """`(source, target)` line pairs of the shards, shards in a seeded order.
+
+    Lines keep their surrounding whitespace (the carriage returns of CRLF files too): the
+    tokenizers' normalization removes it, and a line of only whitespace tokenizes as
+    empty and is dropped.
 
     Every iteration (every `repeat`) visits the shards in a new order and interleaves
     up to `_INTERLEAVED_SHARDS` of them.
@@ -305,9 +309,7 @@ def _shard_lines(shards: Sequence[CorpusFiles], seed: int) -> tf.data.Dataset:
             return lines.map(_split_tsv)
         sources = tf.data.TextLineDataset(paths[0], compression_type=compression[0])
         targets = tf.data.TextLineDataset(paths[1], compression_type=compression[1])
-        return tf.data.Dataset.zip(sources, targets).map(
-            lambda source, target: (tf.strings.strip(source), tf.strings.strip(target))
-        )
+        return tf.data.Dataset.zip(sources, targets)
 
     return files.interleave(
         read_shard,
@@ -318,6 +320,6 @@ def _shard_lines(shards: Sequence[CorpusFiles], seed: int) -> tf.data.Dataset:
 
 
 def _split_tsv(line: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """`source<TAB>target` -> the two stripped fields, scalar strings."""
+    """`source<TAB>target` -> the two fields, scalar strings."""
     fields = tf.strings.split(line, "\t", maxsplit=1)
-    return tf.strings.strip(fields[0]), tf.strings.strip(fields[1])
+    return fields[0], fields[1]
