@@ -88,7 +88,8 @@ class DataConfig:
             dropped from training and counted.
         batch_size: Sentence pairs per batch; exclusive with `max_tokens`.
         max_tokens: Token budget per batch (length-bucketed); exclusive with `batch_size`.
-        max_train_pairs: Train on a fixed random subset of N pairs (None: all).
+        max_train_pairs: Train on a fixed subset of N pairs, the first of the seeded
+            shuffle (uniform when the corpus fits `shuffle_buffer`; None: all).
         max_valid_pairs: Validate (loss and BLEU) on a random sample of at most N
             validation pairs.
         shuffle_buffer: Training pairs in the shuffle buffer: a corpus no larger is

@@ -331,9 +331,25 @@ def test_mirrored_strategy_on_two_logical_cpus(toy_corpus, tmp_path):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
+        import keras
+        import numpy as np
         from nmt_keras.cli import main
+        from nmt_keras.config import ModelConfig
+        from nmt_keras.models import build_model
+        from nmt_keras.training import MaskedCrossEntropy
         from nmt_keras.training.trainer import make_strategy
-        print("replicas", make_strategy("mirrored").num_replicas_in_sync)
+
+        def loss_under(strategy):
+            with strategy.scope():
+                keras.utils.set_random_seed(0)
+                model = build_model(ModelConfig(units=8, embedding_dim=8), 20, 20)
+                model.compile(loss=MaskedCrossEntropy(0))
+            ids = np.full((4, 5), 7, "int32")
+            return model.evaluate({{"source": ids, "target": ids}}, ids, verbose=0)
+
+        mirrored = make_strategy("mirrored")
+        print("replicas", mirrored.num_replicas_in_sync)
+        print("loss ratio", loss_under(mirrored) / loss_under(tf.distribute.get_strategy()))
         sys.exit(main({tiny_train_args(source, target, run_dir, "training.epochs=2")!r}
                       + ["--strategy", "mirrored"]))
         """
@@ -347,6 +363,10 @@ def test_mirrored_strategy_on_two_logical_cpus(toy_corpus, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout
+    # The loss is each replica's mean over its tokens, averaged, as on one device (it was
+    # summed over the replicas when the loss returned a scalar Keras does not rescale).
+    (ratio,) = [line.split()[-1] for line in result.stdout.splitlines() if "loss ratio" in line]
+    assert abs(float(ratio) - 1.0) < 1e-4
     assert (run_dir / "checkpoints" / "last.weights.h5").is_file()
 
 
