@@ -256,6 +256,7 @@ def test_sharded_corpus_backs_up_mid_epoch_and_resumes_on_a_fresh_stream(
     assert seed != config.data.shuffle_seed
 
     monkeypatch.setattr(trainer, "_callbacks", original_callbacks)
+    caplog.clear()  # Only the resumed run's lines.
     with caplog.at_level("INFO"):
         assert main(args) == 0
     with open(run_dir / "history.csv", encoding="utf-8") as file:
