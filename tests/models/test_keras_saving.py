@@ -106,15 +106,20 @@ def make_model(name, tokenizer):
     return build_model(FAMILIES[name], tokenizer.vocab_size, tokenizer.vocab_size)
 
 
-def translate(model, tokenizer):
-    """The greedy `Translator` outputs OUTPUTS for SENTENCES, as NumPy arrays."""
-    translator = Translator(
+def make_translator(model, tokenizer):
+    """A greedy `Translator` of `model`, the tokenizer on both sides."""
+    return Translator(
         model,
         tokenizer,
         tokenizer,
         max_source_length=MAX_SOURCE_LENGTH,
         max_decode_length=MAX_DECODE_LENGTH,
     )
+
+
+def translate(model, tokenizer):
+    """The greedy `Translator` outputs OUTPUTS for SENTENCES, as NumPy arrays."""
+    translator = make_translator(model, tokenizer)
     # The translator's own code, run eagerly: tracing its search loop costs far more.
     outputs = translator.translate.python_function(tf.constant(SENTENCES))
     return {name: outputs[name].numpy() for name in OUTPUTS}
@@ -223,13 +228,7 @@ def export(model_proto, tmp_path_factory):
     keras.utils.set_random_seed(0)
     tokenizer = Tokenizer(model_proto)
     model = make_model("seq2seq", tokenizer)
-    translator = Translator(
-        model,
-        tokenizer,
-        tokenizer,
-        max_source_length=MAX_SOURCE_LENGTH,
-        max_decode_length=MAX_DECODE_LENGTH,
-    )
+    translator = make_translator(model, tokenizer)
     path = str(tmp_path_factory.mktemp("export") / "1")
     ServingModule(translator).save(path)
     return {"path": path, "shapes": shapes(model.weights)}
