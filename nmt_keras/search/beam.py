@@ -103,6 +103,15 @@ def _top_extensions(
     return log_probs, ids // vocab, ids % vocab
 
 
+def _reorder(state: Any, rows: tf.Tensor, reorder_flags: Any) -> Any:
+    """Gathers `rows` of every state tensor flagged True (all when `reorder_flags` is None)."""
+    if reorder_flags is None:
+        return tf.nest.map_structure(lambda x: tf.gather(x, rows), state)
+    return tf.nest.map_structure(
+        lambda x, reorder: tf.gather(x, rows) if reorder else x, state, reorder_flags
+    )
+
+
 def _state_rows(parents: tf.Tensor) -> tf.Tensor:
     """int32 `(batch, beam)` parent beam indices -> `(batch * beam,)` rows of the state."""
     batch_size, beam_size = tf.shape(parents)[0], parents.shape[1]
@@ -210,6 +219,7 @@ def beam_search(
     coverage_penalty: float = 0.0,
     n_best: int = 1,
     source_lengths: tf.Tensor | None = None,
+    reorder_flags: Any = None,
 ) -> BeamSearchResult:
     """Decodes by beam search, ranking finished hypotheses by the GNMT score.
 
@@ -233,7 +243,10 @@ def beam_search(
     EOS) compete with the finished ones.
 
     The state is tiled to `batch * beam_size` rows (the beams of a sentence adjacent) and
-    every tensor of it is reordered by the chosen parent beams at every step. The loop is a
+    reordered by the chosen parent beams at every step, except the tensors that
+    `reorder_flags` marks False: those are the same for every beam of a sentence (an
+    encoder's memory, keys projected once per sentence; OpenNMT-tf's "state reorder
+    flags"), so the reordering would copy them to themselves. The loop is a
     `tf.while_loop` with core TensorFlow ops only, so it runs eagerly, inside a `tf.function`
     with unknown batch size and source length, and in a SavedModel served by stock
     TensorFlow Serving.
@@ -254,6 +267,10 @@ def beam_search(
         n_best: Hypotheses returned per sentence, in `[1, beam_size]`.
         source_lengths: int32 `(batch,)` number of real source positions, the ones the
             coverage penalty sums over; used only when `coverage_penalty > 0`.
+        reorder_flags: None (reorder every state tensor), or a structure like
+            `initial_state` of Python bools, False for a tensor that is the same for every
+            beam of a sentence. A tensor flagged False that differs between the beams of
+            a sentence gives wrong results.
 
     Returns:
         A `BeamSearchResult`. When fewer than `n_best` hypotheses exist at all (a tiny
@@ -263,9 +280,16 @@ def beam_search(
         ValueError: If `beam_size < 1`, `n_best` is not in `[1, beam_size]`, a penalty is
             negative, `coverage_penalty > 0` without `source_lengths` or with a `next_fn`
             that returns no attention, or `max_length` is a Python int smaller than 1 or is
-            not a scalar.
+            not a scalar, or `reorder_flags` is not shaped like `initial_state`.
     """
     _validate(beam_size, n_best, length_penalty, coverage_penalty, source_lengths)
+    if reorder_flags is not None:
+        try:
+            tf.nest.assert_same_structure(initial_state, reorder_flags)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"Expected reorder_flags shaped like initial_state. Received: {error}"
+            ) from None
     max_length = max_length_tensor(max_length)
     batch_size = tf.convert_to_tensor(batch_size, dtype=tf.int32)
     if coverage_penalty > 0:
@@ -387,7 +411,7 @@ def beam_search(
         alive_choice = tf.math.top_k(continuing.log_probs, k=beam_size).indices  # (active, beam)
         alive = _gather(continuing, alive_choice)
         parent_rows = _state_rows(tf.gather(parents, alive_choice, batch_dims=1))
-        state = tf.nest.map_structure(lambda x: tf.gather(x, parent_rows), state)
+        state = _reorder(state, parent_rows, reorder_flags)
         tokens = tf.reshape(alive.tokens[:, :, -1], [active * beam_size])
         searching = tf.logical_not(_settled(alive, own_finished, best_length_penalty))
         sentences, alive, tokens, state = _sentences_still_searching(

@@ -486,10 +486,32 @@ def test_saved_model_round_trip_uses_only_serving_safe_ops(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("alpha, beta", [(0.0, 0.0), (0.6, 0.4)], ids=str)
+def test_state_flagged_static_is_left_in_place_with_the_same_result(alpha, beta):
+    """The sentence index is the same for every beam of a sentence: no reordering needed."""
+    lengths = [4, 2, 3]
+    model = random_model(6, 3, 7, src_len=4, source_lengths=lengths, seed=3)
+    settings = dict(
+        beam_size=3,
+        n_best=2,
+        length_penalty=alpha,
+        coverage_penalty=beta,
+        source_lengths=lengths,
+    )
+    reordered = run_beam(model, **settings)
+    in_place = run_beam(model, reorder_flags={"sentence": False}, **settings)
+    for expected, actual in zip(tf.nest.flatten(reordered), tf.nest.flatten(in_place), strict=True):
+        np.testing.assert_array_equal(actual, expected)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(beam_size=0), "Expected beam_size >= 1. Received: beam_size=0"),
+        (
+            dict(beam_size=2, reorder_flags={"memory": False}),
+            "Expected reorder_flags shaped like initial_state",
+        ),
         (dict(beam_size=2, n_best=3), "Expected 1 <= n_best <= beam_size"),
         (dict(beam_size=2, n_best=0), "Expected 1 <= n_best <= beam_size"),
         (dict(beam_size=2, length_penalty=-0.5), "Expected length_penalty >= 0"),
