@@ -8,7 +8,6 @@ fonts apply to this module's figures only: the user's own matplotlib settings ar
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 
 import matplotlib
@@ -19,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplfonts.conf  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+
+from nmt_keras.atomic import atomic_write
 
 #: Resolution of the rendered heatmaps, dots per inch.
 DPI = 120
@@ -89,12 +90,11 @@ def plot_attention(
         ValueError: if the labels do not match the shape of `weights`.
     """
     figure = _attention_figure(weights, source_tokens, target_tokens, title)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".png", delete=False) as file:
-        figure.savefig(file, format="png")
-    plt.close(figure)
-    os.replace(file.name, path)
+    try:
+        with atomic_write(path) as file:
+            figure.savefig(file, format="png")
+    finally:
+        plt.close(figure)
 
 
 @matplotlib.rc_context(_RC)

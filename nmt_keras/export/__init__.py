@@ -14,7 +14,7 @@ from nmt_keras.export.audit import (
     assert_servable,
     audit_saved_model,
 )
-from nmt_keras.export.exporter import export_run
+from nmt_keras.export.exporter import export_run, export_translator
 from nmt_keras.export.module import ServingModule
 from nmt_keras.export.versions import (
     VersionError,
@@ -34,6 +34,7 @@ __all__ = [
     "assert_servable",
     "audit_saved_model",
     "export_run",
+    "export_translator",
     "list_versions",
     "next_version",
     "read_warmup_requests",

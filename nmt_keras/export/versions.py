@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+from nmt_keras.atomic import new_directory_mode, new_file_mode
+
 STAGING_PREFIX = ".tmp-export-"
 
 
@@ -80,12 +82,11 @@ def resolve_version(model_base_path: str, version: int | None) -> int:
 
 def _make_readable(directory: str) -> None:
     """Gives `directory` and everything below it the modes new files get under the umask."""
-    umask = os.umask(0o022)  # read by setting it, then restored
-    os.umask(umask)
+    directory_mode, file_mode = new_directory_mode(), new_file_mode()
     for root, _, files in os.walk(directory):
-        os.chmod(root, 0o777 & ~umask)
+        os.chmod(root, directory_mode)
         for name in files:
-            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+            os.chmod(os.path.join(root, name), file_mode)
 
 
 @contextlib.contextmanager

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
+
+from nmt_keras.atomic import atomic_write
 
 PAD_ID = 0
 UNK_ID = 1
@@ -79,16 +80,8 @@ class Tokenizer(tf.Module):
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the model to `path` atomically (temporary file, then rename)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".model")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self._model_proto)
-            os.replace(tmp_path, path)
-        except BaseException:
-            os.unlink(tmp_path)
-            raise
+        with atomic_write(path) as file:
+            file.write(self._model_proto)
 
     @property
     def model_proto(self) -> bytes:

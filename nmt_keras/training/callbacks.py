@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -15,8 +14,6 @@ import tensorflow as tf
 from nmt_keras.evaluation import score
 from nmt_keras.plotting import attention_image
 from nmt_keras.translator import Translator
-
-logger = logging.getLogger(__name__)
 
 
 class BleuCallback(keras.callbacks.Callback):
@@ -110,7 +107,7 @@ class WeightsCheckpoint(keras.callbacks.Callback):
 
 
 class StepLog(keras.callbacks.Callback):
-    """Logs the training metrics every `every` batches: progress inside a long epoch.
+    """Prints the training metrics every `every` batches: progress inside a long epoch.
 
     Keras prints one line per epoch (`verbose=2`) when its output is not a terminal; a
     log or CI job training on a big corpus also gets a line such as
@@ -121,13 +118,16 @@ class StepLog(keras.callbacks.Callback):
 
     Args:
         every: Batches between lines.
+        print_fn: Called with each line, like `model.summary(print_fn=...)`: `print` by
+            default, `logging.getLogger(...).info` to send the lines to a log.
     """
 
-    def __init__(self, every: int):
+    def __init__(self, every: int, print_fn=print):
         super().__init__()
         if every < 1:
             raise ValueError(f"Expected every >= 1. Received: every={every}")
         self.every = every
+        self.print_fn = print_fn
         self._epoch = 0
         self._since = time.monotonic()
 
@@ -142,12 +142,9 @@ class StepLog(keras.callbacks.Callback):
             return
         now = time.monotonic()
         metrics = " - ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
-        logger.info(
-            "epoch %d step %d: %s (%.1f steps/s)",
-            self._epoch + 1,
-            batch + 1,
-            metrics,
-            self.every / max(now - self._since, 1e-9),
+        steps_per_second = self.every / max(now - self._since, 1e-9)
+        self.print_fn(
+            f"epoch {self._epoch + 1} step {batch + 1}: {metrics} ({steps_per_second:.1f} steps/s)"
         )
         self._since = now
 

@@ -222,7 +222,7 @@ def _callbacks(
             CosineBudgetDecay(settings.learning_rate, settings.max_minutes, settings.warmup_steps)
         )
     if settings.log_every_steps:
-        callbacks.append(StepLog(settings.log_every_steps))
+        callbacks.append(StepLog(settings.log_every_steps, print_fn=logger.info))
     callbacks.append(keras.callbacks.TensorBoard(paths.logs))
     if translator.model.has_attention and len(valid):
         callbacks.append(AttentionImage(translator, valid.sources[0], paths.logs))
