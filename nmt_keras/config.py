@@ -8,9 +8,7 @@ every value's type against the dataclass fields, so a typo (`model.untis`) or a 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,6 +16,8 @@ from typing import Any, Literal
 
 import yaml
 
+from nmt_keras import rules
+from nmt_keras.atomic import atomic_write
 from nmt_keras.evaluation import check_bleu_tokenize
 
 
@@ -39,6 +39,14 @@ _EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 def _check_positive(path: str, value: int | float | None) -> None:
     if value is not None and value <= 0:
         raise ConfigError(f"Expected {path} to be positive. Received: {path}={value}")
+
+
+def _check_rule(rule, path: str, *values) -> None:
+    """Applies one of `nmt_keras.rules` to the values of the section at `path`."""
+    try:
+        rule(*values, prefix=f"{path}.")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_fraction(path: str, value: float) -> None:
@@ -169,12 +177,7 @@ class TokenizerConfig:
             raise ConfigError(
                 f"Expected {path}.vocab_size >= 8. Received: {path}.vocab_size={self.vocab_size}"
             )
-        if self.character_coverage != "auto" and not 0.98 <= self.character_coverage <= 1.0:
-            raise ConfigError(
-                f"Expected {path}.character_coverage in [0.98, 1] (SentencePiece's range) "
-                "or auto. "
-                f"Received: {path}.character_coverage={self.character_coverage}"
-            )
+        _check_rule(rules.check_character_coverage, path, self.character_coverage)
         _check_positive(f"{path}.sample_size", self.sample_size)
 
 
@@ -200,14 +203,14 @@ class ModelConfig:
         attention_units: Hidden size of additive (Bahdanau, Luong concat) scores.
         attention_normalize: Weight-normalised Bahdanau score.
         score_mode: Luong score: `dot`, `general` or `concat`.
-        attention_scale: Learned scalar on Luong scores.
+        score_scale: Learned scalar on Luong scores.
         input_feeding: Luong input feeding (the previous attentional vector is fed into
             the next RNN step); off lets the RNN run over the whole target at once.
-        attention_window: Luong attention over the whole source (`global`) or a window
+        window_mode: Luong attention over the whole source (`global`) or a window
             of it (Luong et al. 2015, sec. 3.2): `local-m` centres the window on the
             target position, `local-p` on a predicted position with a Gaussian weighting.
             Local windows need `type: luong`.
-        local_window: Half-width D of a local window (Luong et al. use 10).
+        half_window: Half-width D of a local window (Luong et al. use 10).
         num_heads: Transformer attention heads (divide `units`).
         ff_dim: Transformer feed-forward inner size.
         shared_target_embeddings: Transformer: tie the target embedding and the output
@@ -228,10 +231,10 @@ class ModelConfig:
     attention_units: int = 256
     attention_normalize: bool = False
     score_mode: Literal["dot", "general", "concat"] = "general"
-    attention_scale: bool = False
+    score_scale: bool = False
     input_feeding: bool = False
-    attention_window: Literal["global", "local-m", "local-p"] = "global"
-    local_window: int = 10
+    window_mode: Literal["global", "local-m", "local-p"] = "global"
+    half_window: int = 10
     num_heads: int = 4
     ff_dim: int = 1024
     shared_target_embeddings: bool = False
@@ -242,23 +245,19 @@ class ModelConfig:
         for name in ("embedding_dim", "units", "encoder_layers", "decoder_layers"):
             _check_positive(f"{path}.{name}", getattr(self, name))
         _check_positive(f"{path}.attention_units", self.attention_units)
-        _check_positive(f"{path}.local_window", self.local_window)
+        _check_positive(f"{path}.half_window", self.half_window)
         _check_positive(f"{path}.num_heads", self.num_heads)
         _check_positive(f"{path}.ff_dim", self.ff_dim)
         if self.type == "transformer":
             self._validate_transformer(path)
-        if self.attention_window != "global" and self.type != "luong":
+        if self.window_mode != "global" and self.type != "luong":
             raise ConfigError(
-                f"Expected {path}.attention_window=global unless {path}.type=luong. "
-                f"Received: {path}.attention_window={self.attention_window}, "
+                f"Expected {path}.window_mode=global unless {path}.type=luong. "
+                f"Received: {path}.window_mode={self.window_mode}, "
                 f"{path}.type={self.type}"
             )
         _check_fraction(f"{path}.dropout", self.dropout)
-        if self.bidirectional and self.units % 2:
-            raise ConfigError(
-                f"Expected {path}.units to be even with a bidirectional encoder. "
-                f"Received: {path}.units={self.units}"
-            )
+        _check_rule(rules.check_bidirectional_units, path, self.units, self.bidirectional)
 
     def _validate_transformer(self, path: str) -> None:
         """Checks d_model (`units`) against the embedding size, heads and alignment head."""
@@ -267,17 +266,8 @@ class ModelConfig:
                 f"Expected {path}.embedding_dim == {path}.units (d_model) for a transformer. "
                 f"Received: embedding_dim={self.embedding_dim}, units={self.units}"
             )
-        if self.units % self.num_heads:
-            raise ConfigError(
-                f"Expected {path}.num_heads to divide {path}.units. "
-                f"Received: units={self.units}, num_heads={self.num_heads}"
-            )
-        heads = self.num_heads
-        if self.alignment_head is not None and not -heads <= self.alignment_head < heads:
-            raise ConfigError(
-                f"Expected {path}.alignment_head in [{-heads}, {heads}) or null. "
-                f"Received: {path}.alignment_head={self.alignment_head}"
-            )
+        _check_rule(rules.check_num_heads, path, self.units, self.num_heads)
+        _check_rule(rules.check_alignment_head, path, self.alignment_head, self.num_heads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,12 +434,8 @@ class Config:
 
     def to_yaml(self, path: str) -> None:
         """Writes the config as YAML atomically (temporary file, then rename)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=directory, suffix=".tmp", delete=False
-        ) as file:
+        with atomic_write(path, "w", encoding="utf-8") as file:
             yaml.safe_dump(self.to_dict(), file, sort_keys=False, allow_unicode=True)
-        os.replace(file.name, path)
 
     def replace(self, **sections: Any) -> Config:
         """Returns a copy with whole sections or top-level fields replaced."""

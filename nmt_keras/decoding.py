@@ -130,7 +130,8 @@ def decode(
     Args:
         model: A model with `initial_search_state(source)`, `next_fn(tokens, state, step)`
             (with a `hard_attention` keyword when `supports_hard_attention`),
-            `has_attention` and `supports_hard_attention`.
+            `state_reorder_flags(state)`, `has_attention` and `supports_hard_attention`
+            (an `nmt_keras.models.EncoderDecoder`).
         source: int32 `(batch, src_len)` source ids, 0-padded.
         options: The search and its settings.
         max_length: int32 scalar, generated tokens at most (</s> included).
@@ -174,6 +175,7 @@ def decode(
         coverage_penalty=options.coverage_penalty,
         n_best=options.n_best,
         source_lengths=source_lengths,
+        reorder_flags=model.state_reorder_flags(state),
         **common,
     )
     return Decoded(beams.best, beams.nbest_tokens, beams.nbest_lengths, beams.nbest_log_probs)

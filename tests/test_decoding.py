@@ -35,6 +35,9 @@ class TransitionModel:
     def initial_search_state(self, source):
         return {"source": tf.cast(source, tf.float32)}
 
+    def state_reorder_flags(self, state):
+        return {"source": False}  # the same for every beam of a sentence
+
     def next_fn(self, tokens, state, step, hard_attention=False):
         self.hard_calls.append(hard_attention)
         logits = tf.gather(self.table, tokens)

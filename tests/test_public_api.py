@@ -5,7 +5,13 @@ import importlib
 import keras
 import pytest
 
-PACKAGES = ["nmt_keras.data", "nmt_keras.training"]
+PACKAGES = [
+    "nmt_keras.data",
+    "nmt_keras.export",
+    "nmt_keras.layers",
+    "nmt_keras.models",
+    "nmt_keras.training",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

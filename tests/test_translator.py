@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from nmt_keras.config import ModelConfig
-from nmt_keras.models import Seq2Seq, build_model
+from nmt_keras.models import build_model
 from nmt_keras.text import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_sentencepiece
 from nmt_keras.translator import Alignment, Translator
 
@@ -261,7 +261,7 @@ def test_align_trims_to_real_tokens(translator, outputs, tokenizers):
 
 def test_align_needs_attention(protos):
     source, target = (Tokenizer(proto) for proto in protos)
-    model = Seq2Seq(source.vocab_size, target.vocab_size, model_type="seq2seq")
+    model = build_model(ModelConfig(type="seq2seq"), source.vocab_size, target.vocab_size)
     translator = Translator(model, source, target, max_source_length=8, max_decode_length=4)
     with pytest.raises(ValueError, match="no attention"):
         translator.align("el perro")
@@ -276,6 +276,6 @@ def test_align_needs_attention(protos):
 )
 def test_constructor_validates_lengths(protos, kwargs, message):
     source, target = (Tokenizer(proto) for proto in protos)
-    model = Seq2Seq(source.vocab_size, target.vocab_size)
+    model = build_model(ModelConfig(), source.vocab_size, target.vocab_size)
     with pytest.raises(ValueError, match=message):
         Translator(model, source, target, **kwargs)

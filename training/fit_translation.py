@@ -17,7 +17,6 @@ output directory gets `model.keras`, `source.spm`, `target.spm` and `serving/<ve
 
 # ruff: noqa: E402 (TF_CPP_MIN_LOG_LEVEL is set before TensorFlow is imported)
 import argparse
-import logging
 import os
 import warnings
 
@@ -28,10 +27,15 @@ import keras
 from nmt_keras.config import CorpusFiles
 from nmt_keras.data import make_dataset, read_corpus, scan_corpus, stream_dataset, subsample
 from nmt_keras.decoding import DecodingOptions
-from nmt_keras.export import ServingModule, assert_servable, next_version
-from nmt_keras.export.versions import staged_version
+from nmt_keras.export import export_translator
+from nmt_keras.layers import (
+    BahdanauDecoder,
+    Encoder,
+    LuongDecoder,
+    TransformerDecoder,
+    TransformerEncoder,
+)
 from nmt_keras.models import Seq2Seq, Transformer
-from nmt_keras.serving.warmup import make_warmup_requests, write_warmup_requests
 from nmt_keras.text import PAD_ID, Tokenizer, train_sentencepiece
 from nmt_keras.training import (
     BleuCallback,
@@ -58,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--valid-target", default=f"{DEMO}/dev.en.gz")
     parser.add_argument("--output-dir", help="default: runs/fit-MODEL")
     parser.add_argument("--vocab-size", type=int, default=2000, help="per language")
-    parser.add_argument("--units", type=int, default=256, help="hidden size (d_model)")
+    parser.add_argument("--units", type=int, default=256, help="hidden size (units)")
     parser.add_argument("--max-length", type=int, default=32, help="tokens, <s> </s> included")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=10)
@@ -96,66 +100,39 @@ def make_tokenizers(train: CorpusFiles, vocab_size: int, seed: int) -> tuple[Tok
 
 
 def build_model(kind: str, source_vocab: int, target_vocab: int, units: int) -> keras.Model:
-    """The encoder-decoder, from its Keras model classes (`nmt_keras.models`).
+    """The encoder-decoder, composed of Keras layers from `nmt_keras.layers`.
 
-    `Seq2Seq` is an `nmt_keras.layers.Encoder` (bidirectional RNN) and a
-    `BahdanauDecoder` or `LuongDecoder`; `Transformer` is a `TransformerEncoder` and a
-    `TransformerDecoder`. Their docstrings list every option (LSTM, layers, residual
-    connections, score modes, local attention, shared embeddings, ...).
+    `Seq2Seq` takes an `Encoder` (bidirectional RNN) and a decoder: `BahdanauDecoder`
+    attends before the RNN step, `LuongDecoder` after it (`ContextDecoder`: no
+    attention). `Transformer` takes a `TransformerEncoder` and a `TransformerDecoder`.
+    Their docstrings list every option (LSTM, layers, residual connections, score
+    modes, local attention, shared embeddings, ...); any `RNNDecoder` subclass fits.
     """
     if kind == "transformer":
+        sizes = dict(units=units, num_heads=4, ff_dim=4 * units, num_layers=2, dropout=0.1)
         model = Transformer(
-            source_vocab,
-            target_vocab,
-            d_model=units,
-            num_heads=4,
-            ff_dim=4 * units,
-            encoder_layers=2,
-            decoder_layers=2,
-            dropout=0.1,
+            TransformerEncoder(source_vocab, name="encoder", **sizes),
+            TransformerDecoder(target_vocab, name="decoder", **sizes),
             name="transformer",
         )
     else:
-        model = Seq2Seq(
-            source_vocab,
-            target_vocab,
-            model_type=kind,  # "bahdanau": attend before the RNN step; "luong": after it
-            rnn="gru",
-            embedding_dim=units // 2,
-            units=units,
-            attention_units=units // 2,
-            score_mode="general",  # Luong only: "dot", "general" or "concat"
-            dropout=0.1,
-            name=kind,
-        )
+        sizes = dict(embedding_dim=units // 2, units=units, rnn="gru", dropout=0.1)
+        encoder = Encoder(source_vocab, bidirectional=True, name="encoder", **sizes)
+        if kind == "bahdanau":
+            decoder = BahdanauDecoder(
+                target_vocab, attention_units=units // 2, name="decoder", **sizes
+            )
+        else:
+            decoder = LuongDecoder(target_vocab, score_mode="general", name="decoder", **sizes)
+        model = Seq2Seq(encoder, decoder, name=kind)
     ids = keras.ops.ones((1, 2), dtype="int32")
     model({"source": ids, "target": ids})  # creates the weights, so summary() can count them
     return model
 
 
-def export_for_serving(translator: Translator, model_base_path: str, assets: list[str]) -> str:
-    """Writes `model_base_path/<next version>/` for TF Serving and checks that it serves.
-
-    The steps of `nmt_keras.export.export_run`, which takes an `nmt-keras train` run
-    directory, for a translator built by hand: save the signatures and warmup requests
-    into a hidden staging directory, audit the ops and load it as TF Serving's C++
-    loader does, and only then publish it under its version number.
-    """
-    version = next_version(model_base_path)
-    module = ServingModule(translator, asset_files=assets)
-    with staged_version(model_base_path, version) as staging:
-        module.save(staging)
-        requests = make_warmup_requests(signature_names=module.signature_names)
-        write_warmup_requests(staging, requests)
-        assert_servable(staging)
-    return os.path.join(model_base_path, str(version))
-
-
 def main(argv=None) -> None:
     """Trains, saves, translates and exports; see the module docstring."""
     args = parse_args(argv)
-    logging.basicConfig(format="%(message)s")
-    logging.getLogger("nmt_keras").setLevel(logging.INFO)  # StepLog's progress lines
     # Bucketed batches have no known count: Keras finds the end of the validation set by
     # running out of it, and would warn about it after every epoch.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -232,9 +209,12 @@ def main(argv=None) -> None:
         for name, translations in outputs.items():
             print(f"  {name}: {translations[index]}")
 
-    # 6. A SavedModel for TF Serving, with the tokenizers inside its graph.
+    # 6. A SavedModel for TF Serving, with the tokenizers inside its graph: staged, audited
+    # and loaded as TF Serving's C++ loader does, then published as the next version.
     assets = [os.path.join(args.output_dir, name) for name in ("source.spm", "target.spm")]
-    version_dir = export_for_serving(translator, os.path.join(args.output_dir, "serving"), assets)
+    version_dir = export_translator(
+        translator, os.path.join(args.output_dir, "serving"), asset_files=assets
+    )
     print(f"SavedModel for TF Serving: {version_dir}")
 
 

@@ -10,6 +10,7 @@ from nmt_keras.layers.luong_attention import LuongAttention
 from nmt_keras.layers.luong_decoder import LuongDecoder
 from nmt_keras.layers.multi_head_attention import MultiHeadAttention
 from nmt_keras.layers.positional_encoding import PositionalEncoding
+from nmt_keras.layers.rnn_decoder import RNNDecoder
 from nmt_keras.layers.rnn_stack import RNNStack
 from nmt_keras.layers.shared_embedding import SharedEmbedding
 from nmt_keras.layers.transformer_decoder import TransformerDecoder, TransformerDecoderLayer
@@ -26,6 +27,7 @@ __all__ = [
     "LuongDecoder",
     "MultiHeadAttention",
     "PositionalEncoding",
+    "RNNDecoder",
     "RNNStack",
     "SharedEmbedding",
     "TransformerDecoder",

@@ -56,6 +56,28 @@ class Attention(keras.layers.Layer):
     Returns:
         The context `(batch, tgt_len, dim_v)`, or the tuple `(context, weights)` with
         weights `(batch, tgt_len, src_len)` when `return_attention_scores=True`.
+
+    Example:
+        A subclass defines the keys and the score; this one is Luong's dot score:
+
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from nmt_keras.layers import Attention
+        >>> class DotAttention(Attention):
+        ...     def _project_key(self, value):
+        ...         return value
+        ...
+        ...     def _score(self, query, key):
+        ...         return ops.einsum("btd,bsd->bts", query, key)
+        >>> query, value = np.ones((2, 3, 8), "float32"), np.ones((2, 5, 8), "float32")
+        >>> mask = np.array([[True] * 5, [True, True, False, False, False]])
+        >>> context, weights = DotAttention()(
+        ...     query, value, mask=mask, return_attention_scores=True
+        ... )
+        >>> tuple(context.shape), tuple(weights.shape)
+        ((2, 3, 8), (2, 3, 5))
+        >>> [round(float(w), 2) for w in weights[1, 0]]  # equal scores, padding gets 0
+        [0.5, 0.5, 0.0, 0.0, 0.0]
     """
 
     def project_key(self, value):

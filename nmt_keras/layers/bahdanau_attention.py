@@ -39,10 +39,18 @@ class BahdanauAttention(Attention):
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import BahdanauAttention
+        >>> rng = np.random.default_rng(0)
+        >>> query = rng.normal(size=(2, 3, 16)).astype("float32")  # decoder states
+        >>> value = rng.normal(size=(2, 5, 16)).astype("float32")  # encoder outputs
+        >>> mask = np.array([[True] * 5, [True, True, True, False, False]])
         >>> attention = BahdanauAttention(units=8)
-        >>> context, weights = attention(
-        ...     query, value, mask=source_mask, return_attention_scores=True
-        ... )  # (batch, tgt_len, dim_v), (batch, tgt_len, src_len)
+        >>> context, weights = attention(query, value, mask=mask, return_attention_scores=True)
+        >>> tuple(context.shape), tuple(weights.shape)
+        ((2, 3, 16), (2, 3, 5))
+        >>> bool(np.allclose(np.sum(weights, axis=-1), 1.0)), float(np.max(weights[1, :, 3:]))
+        (True, 0.0)
     """
 
     def __init__(self, units, normalize=False, **kwargs):

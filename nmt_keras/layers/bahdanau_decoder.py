@@ -27,6 +27,28 @@ class BahdanauDecoder(RNNDecoder):
         attention_units: Hidden size of the additive score.
         attention_normalize: Weight-normalised score (see `BahdanauAttention`).
         Others: see `RNNDecoder`.
+
+    Example:
+        >>> import numpy as np
+        >>> source = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])  # 0-padded ids
+        >>> target_in = np.array([[1, 4, 6], [1, 8, 0]])  # <s> y_1 .. y_{n-1}
+        >>> from nmt_keras.layers import BahdanauDecoder, Encoder
+        >>> encoder = Encoder(vocab_size=20, embedding_dim=8, units=16)
+        >>> decoder = BahdanauDecoder(vocab_size=30, embedding_dim=8, units=16, attention_units=8)
+        >>> values, mask, summary, initial_state = encoder(source)
+        >>> memory = decoder.prepare_memory(values, mask, summary)
+        >>> logits, attention = decoder(  # teacher forcing
+        ...     target_in, memory, initial_state, return_attention_scores=True
+        ... )
+        >>> tuple(logits.shape), tuple(attention.shape)
+        ((2, 3, 30), (2, 3, 4))
+
+        Inference runs `step()` one token at a time, as a search does:
+
+        >>> state = decoder.initial_state(memory, initial_state)
+        >>> step_logits, state, weights = decoder.step(target_in[:, 0], state, memory)
+        >>> bool(np.allclose(step_logits, logits[:, 0], atol=1e-5))
+        True
     """
 
     def __init__(self, *args, attention_units: int = 256, attention_normalize=False, **kwargs):
@@ -34,9 +56,14 @@ class BahdanauDecoder(RNNDecoder):
         self.attention_units = attention_units
         self.attention_normalize = attention_normalize
         self.attention = BahdanauAttention(
-            attention_units, normalize=attention_normalize, name="attention"
+            attention_units,
+            normalize=attention_normalize,
+            dtype=self.dtype_policy,
+            name="attention",
         )
-        self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
+        self.deep_output = keras.layers.Dense(
+            self.units, activation="tanh", dtype=self.dtype_policy, name="deep_output"
+        )
 
     def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):
         query = ops.expand_dims(self._top_hidden(state["rnn"]), 1)  # (batch, 1, units)

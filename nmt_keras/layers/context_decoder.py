@@ -22,11 +22,33 @@ class ContextDecoder(RNNDecoder):
     target at once; `step()` computes the same thing one token at a time.
 
     Args: see `RNNDecoder`.
+
+    Example:
+        >>> import numpy as np
+        >>> source = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])  # 0-padded ids
+        >>> target_in = np.array([[1, 4, 6], [1, 8, 0]])  # <s> y_1 .. y_{n-1}
+        >>> from nmt_keras.layers import ContextDecoder, Encoder
+        >>> encoder = Encoder(vocab_size=20, embedding_dim=8, units=16)
+        >>> decoder = ContextDecoder(vocab_size=30, embedding_dim=8, units=16)
+        >>> values, mask, summary, initial_state = encoder(source)
+        >>> memory = decoder.prepare_memory(values, mask, summary)
+        >>> logits = decoder(target_in, memory, initial_state)  # teacher forcing
+        >>> tuple(logits.shape)
+        (2, 3, 30)
+
+        Inference runs `step()` one token at a time, as a search does:
+
+        >>> state = decoder.initial_state(memory, initial_state)
+        >>> step_logits, state, weights = decoder.step(target_in[:, 0], state, memory)
+        >>> bool(np.allclose(step_logits, logits[:, 0], atol=1e-5))
+        True
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.deep_output = keras.layers.Dense(self.units, activation="tanh", name="deep_output")
+        self.deep_output = keras.layers.Dense(
+            self.units, activation="tanh", dtype=self.dtype_policy, name="deep_output"
+        )
 
     def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):
         del hard_attention  # no attention to harden; step() rejects it

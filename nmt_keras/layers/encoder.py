@@ -7,6 +7,7 @@ from keras import ops
 
 from nmt_keras.layers.recurrence import run_cell
 from nmt_keras.layers.rnn_stack import RNN_CELLS, check_rnn, states_per_layer
+from nmt_keras.rules import check_bidirectional_units
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
@@ -46,6 +47,17 @@ class Encoder(keras.layers.Layer):
         sentence summary `(batch, units)` (final hidden states of the top layer) and the
         decoder's initial states, a flat list of `(batch, decoder_units)` tensors
         (`[h_1, ...]` for GRU, `[h_1, c_1, ...]` for LSTM).
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import Encoder
+        >>> encoder = Encoder(vocab_size=20, embedding_dim=8, units=16, rnn="lstm")
+        >>> tokens = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])  # 0-padded ids
+        >>> outputs, mask, summary, decoder_state = encoder(tokens)
+        >>> tuple(outputs.shape), np.asarray(mask).tolist()[1], tuple(summary.shape)
+        ((2, 4, 16), [True, True, True, False], (2, 16))
+        >>> [tuple(state.shape) for state in decoder_state]  # LSTM: [h, c]
+        [(2, 16), (2, 16)]
     """
 
     def __init__(
@@ -64,10 +76,7 @@ class Encoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         check_rnn(rnn)
-        if bidirectional and units % 2:
-            raise ValueError(
-                f"Expected even units with bidirectional=True. Received: units={units}"
-            )
+        check_bidirectional_units(units, bidirectional)
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.units = units
@@ -80,23 +89,45 @@ class Encoder(keras.layers.Layer):
         self.decoder_layers = decoder_layers
 
         self.embedding = keras.layers.Embedding(
-            vocab_size, embedding_dim, mask_zero=True, name="embedding"
+            vocab_size, embedding_dim, mask_zero=True, dtype=self.dtype_policy, name="embedding"
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
         direction_units = units // 2 if bidirectional else units
         self.rnn_layers = []
         for index in range(num_layers):
-            layer = RNN_CELLS[rnn](direction_units, name=f"cell_{index}")
+            layer = RNN_CELLS[rnn](direction_units, dtype=self.dtype_policy, name=f"cell_{index}")
             layer = keras.layers.RNN(
-                layer, return_sequences=True, return_state=True, name=f"rnn_{index}"
+                layer,
+                return_sequences=True,
+                return_state=True,
+                dtype=self.dtype_policy,
+                name=f"rnn_{index}",
             )
             if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"birnn_{index}")
+                layer = keras.layers.Bidirectional(
+                    layer, dtype=self.dtype_policy, name=f"birnn_{index}"
+                )
             self.rnn_layers.append(layer)
         self.bridges = [
-            keras.layers.Dense(self.decoder_units, activation="tanh", name=f"bridge_{index}")
+            keras.layers.Dense(
+                self.decoder_units,
+                activation="tanh",
+                dtype=self.dtype_policy,
+                name=f"bridge_{index}",
+            )
             for index in range(decoder_layers * states_per_layer(rnn))
         ]
+
+    def build(self, tokens_shape):
+        """Builds the embedding, the RNN layers and the bridges for `(batch, src_len)` ids."""
+        self.embedding.build(tokens_shape)
+        features_shape = (*tokens_shape, self.embedding_dim)
+        for layer in self.rnn_layers:
+            with keras.name_scope(layer.name, caller=layer):
+                layer.build(features_shape)
+            features_shape = (*tokens_shape, self.units)
+        for bridge in self.bridges:
+            bridge.build((tokens_shape[0], self.units))
 
     def _summaries(self, final_states: list) -> list:
         """Joins both directions' final states: `[h]` (GRU) or `[h, c]` (LSTM), `(batch, units)`."""
@@ -118,9 +149,6 @@ class Encoder(keras.layers.Layer):
             `(outputs, final_states)`: `(batch, src_len, units)` (forward and backward
             concatenated) and the final states, forward ones first.
         """
-        if not layer.built:
-            with keras.name_scope(layer.name, caller=layer):
-                layer.build(inputs.shape)
         if not self.bidirectional:
             return run_cell(
                 layer.cell, inputs, mask=mask, zero_output_for_mask=layer.zero_output_for_mask

@@ -20,14 +20,23 @@ class FeedForward(keras.layers.Layer):
 
     Returns:
         `(batch, time, units)`.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import FeedForward
+        >>> feed_forward = FeedForward(units=16, ff_dim=64)
+        >>> tuple(feed_forward(np.ones((2, 3, 16), "float32")).shape)
+        (2, 3, 16)
     """
 
     def __init__(self, units: int, ff_dim: int, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.ff_dim = ff_dim
-        self.inner_dense = keras.layers.Dense(ff_dim, activation="relu", name="inner")
-        self.output_dense = keras.layers.Dense(units, name="output")
+        self.inner_dense = keras.layers.Dense(
+            ff_dim, activation="relu", dtype=self.dtype_policy, name="inner"
+        )
+        self.output_dense = keras.layers.Dense(units, dtype=self.dtype_policy, name="output")
 
     def build(self, input_shape):
         """Builds both linear transformations."""

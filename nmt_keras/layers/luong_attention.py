@@ -30,13 +30,13 @@ class LuongAttention(Attention):
     `dot`, `W_a h_s` `(batch, src_len, dim_q)` for `general` and `W_k h_s`
     `(batch, src_len, units)` for `concat`.
 
-    With `scale=True` the score is multiplied by a learned scalar `g` initialised to 1, as
+    With `score_scale=True` the score is multiplied by a learned scalar `g` initialised to 1, as
     the `scale` option of the TensorFlow Addons `LuongAttention` (for `concat` this is
     redundant with `v_a`, but allowed).
 
     `window_mode` picks global attention (sec. 3.1, every real source token) or local
     attention (sec. 3.2), where query t attends only to the source positions s in the
-    window `|s - p_t| <= D` around an aligned position p_t, `D = window`:
+    window `|s - p_t| <= D` around an aligned position p_t, `D = half_window`:
 
         local-m: p_t = t, the query's target position, clipped to the last real source
                  token (S - 1) so that a target longer than its source still attends
@@ -61,29 +61,42 @@ class LuongAttention(Attention):
 
     Args:
         score_mode: `"dot"`, `"general"` or `"concat"`. `"dot"` needs `dim_q == dim_v`.
-        scale: whether to multiply the score by a learned scalar.
+        score_scale: whether to multiply the score by a learned scalar.
         units: hidden size of `concat` (dimension of `v_a`); None uses the query depth.
             Only valid with `score_mode="concat"`.
         window_mode: `"global"`, `"local-m"` or `"local-p"`.
-        window: the half-width D of a local window (ignored by global attention).
+        half_window: the half-width D of a local window (ignored by global attention).
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import LuongAttention
+        >>> rng = np.random.default_rng(0)
+        >>> query = rng.normal(size=(2, 3, 16)).astype("float32")  # decoder states
+        >>> value = rng.normal(size=(2, 5, 16)).astype("float32")  # encoder outputs
+        >>> mask = np.array([[True] * 5, [True, True, True, False, False]])
         >>> attention = LuongAttention(score_mode="general")
-        >>> context, weights = attention(
-        ...     query, value, mask=source_mask, return_attention_scores=True
-        ... )  # (batch, tgt_len, dim_v), (batch, tgt_len, src_len)
-        >>> local = LuongAttention(score_mode="general", window_mode="local-m", window=10)
-        >>> context = local(query, value, mask=source_mask, positions=target_positions)
+        >>> context, weights = attention(query, value, mask=mask, return_attention_scores=True)
+        >>> tuple(context.shape), tuple(weights.shape)
+        ((2, 3, 16), (2, 3, 5))
+
+        Local-m attention: query t sees source positions t - 1 .. t + 1.
+
+        >>> local = LuongAttention(score_mode="general", window_mode="local-m", half_window=1)
+        >>> _, weights = local(
+        ...     query, value, mask=mask, positions=np.array([1, 2, 3]), return_attention_scores=True
+        ... )
+        >>> (np.asarray(weights[0]) > 0).astype(int).tolist()
+        [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1]]
     """
 
     def __init__(
         self,
         score_mode="dot",
-        scale=False,
+        score_scale=False,
         units=None,
         window_mode="global",
-        window=10,
+        half_window=10,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,8 +105,10 @@ class LuongAttention(Attention):
                 f"Expected score_mode to be one of {_SCORE_MODES}. "
                 f"Received: score_mode={score_mode!r}"
             )
-        if not isinstance(scale, bool):
-            raise ValueError(f"Expected scale to be a bool. Received: scale={scale!r}")
+        if not isinstance(score_scale, bool):
+            raise ValueError(
+                f"Expected score_scale to be a bool. Received: score_scale={score_scale!r}"
+            )
         if units is not None:
             if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
                 raise ValueError(
@@ -109,16 +124,16 @@ class LuongAttention(Attention):
                 f"Expected window_mode to be one of {_WINDOW_MODES}. "
                 f"Received: window_mode={window_mode!r}"
             )
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"Expected window >= 1. Received: window={window!r}")
+        if isinstance(half_window, bool) or not isinstance(half_window, int) or half_window < 1:
+            raise ValueError(f"Expected half_window >= 1. Received: half_window={half_window!r}")
         self.score_mode = score_mode
-        self.scale = scale
+        self.score_scale = score_scale
         self.units = units
         self.window_mode = window_mode
-        self.window = window
+        self.half_window = half_window
 
     def build(self, query_shape, value_shape):
-        """Creates the projections the score mode needs (g when scale, W_p and v_p for local-p)."""
+        """Creates the projections of the score mode (g with score_scale; W_p, v_p for local-p)."""
         query_dim = query_shape[-1]
         if self.score_mode == "dot" and query_dim != value_shape[-1]:
             raise ValueError(
@@ -145,7 +160,7 @@ class LuongAttention(Attention):
             self.attention_v = self.add_weight(
                 name="attention_v", shape=(units,), initializer="glorot_uniform"
             )
-        if self.scale:
+        if self.score_scale:
             self.attention_g = self.add_weight(name="attention_g", shape=(), initializer="ones")
         if self.window_mode == "local-p":
             # W_p and v_p of eq. 9.
@@ -171,7 +186,7 @@ class LuongAttention(Attention):
         else:
             # (batch, tgt_len, dim_q) x (batch, src_len, dim_q) -> (batch, tgt_len, src_len)
             scores = ops.einsum("btd,bsd->bts", query, key)
-        if self.scale:
+        if self.score_scale:
             scores = self.attention_g * scores
         return scores
 
@@ -197,11 +212,11 @@ class LuongAttention(Attention):
         source_positions = ops.cast(ops.arange(ops.shape(value)[1]), "float32")
         distances = source_positions - ops.expand_dims(centers, axis=-1)
         allowed = ops.logical_and(
-            ops.abs(distances) <= float(self.window), ops.expand_dims(mask, axis=1)
+            ops.abs(distances) <= float(self.half_window), ops.expand_dims(mask, axis=1)
         )
         if self.window_mode == "local-m":
             return allowed, None
-        sigma = self.window / 2.0
+        sigma = self.half_window / 2.0
         return allowed, ops.exp(-ops.square(distances) / (2.0 * sigma**2))
 
     def _predicted_alignment(self, query):
@@ -216,10 +231,10 @@ class LuongAttention(Attention):
         config.update(
             {
                 "score_mode": self.score_mode,
-                "scale": self.scale,
+                "score_scale": self.score_scale,
                 "units": self.units,
                 "window_mode": self.window_mode,
-                "window": self.window,
+                "half_window": self.half_window,
             }
         )
         return config

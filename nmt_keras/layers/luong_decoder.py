@@ -29,48 +29,77 @@ class LuongDecoder(RNNDecoder):
 
     Args:
         score_mode: `"dot"`, `"general"` or `"concat"`.
-        attention_scale: Learned scalar on the scores.
+        score_scale: Learned scalar on the scores.
         attention_units: Hidden size of the concat score.
         input_feeding: Feed h~_{t-1} into the next step.
-        attention_window: `"global"`, `"local-m"` or `"local-p"`.
-        local_window: Half-width D of a local window.
+        window_mode: `"global"`, `"local-m"` or `"local-p"`.
+        half_window: Half-width D of a local window.
         Others: see `RNNDecoder`.
+
+    Example:
+        >>> import numpy as np
+        >>> source = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])  # 0-padded ids
+        >>> target_in = np.array([[1, 4, 6], [1, 8, 0]])  # <s> y_1 .. y_{n-1}
+        >>> from nmt_keras.layers import Encoder, LuongDecoder
+        >>> encoder = Encoder(vocab_size=20, embedding_dim=8, units=16)
+        >>> decoder = LuongDecoder(
+        ...     vocab_size=30, embedding_dim=8, units=16, score_mode="general", input_feeding=True
+        ... )
+        >>> values, mask, summary, initial_state = encoder(source)
+        >>> memory = decoder.prepare_memory(values, mask, summary)
+        >>> logits, attention = decoder(  # teacher forcing
+        ...     target_in, memory, initial_state, return_attention_scores=True
+        ... )
+        >>> tuple(logits.shape), tuple(attention.shape)
+        ((2, 3, 30), (2, 3, 4))
+
+        Inference runs `step()` one token at a time, as a search does:
+
+        >>> state = decoder.initial_state(memory, initial_state)
+        >>> step_logits, state, weights = decoder.step(target_in[:, 0], state, memory)
+        >>> bool(np.allclose(step_logits, logits[:, 0], atol=1e-5))
+        True
     """
 
     def __init__(
         self,
         *args,
         score_mode: str = "general",
-        attention_scale: bool = False,
+        score_scale: bool = False,
         attention_units: int = 256,
         input_feeding: bool = False,
-        attention_window: str = "global",
-        local_window: int = 10,
+        window_mode: str = "global",
+        half_window: int = 10,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.score_mode = score_mode
-        self.attention_scale = attention_scale
+        self.score_scale = score_scale
         self.attention_units = attention_units
         self.input_feeding = input_feeding
-        self.attention_window = attention_window
-        self.local_window = local_window
+        self.window_mode = window_mode
+        self.half_window = half_window
         self.attention = LuongAttention(
             score_mode,
-            scale=attention_scale,
+            score_scale=score_scale,
             units=attention_units if score_mode == "concat" else None,
-            window_mode=attention_window,
-            window=local_window,
+            window_mode=window_mode,
+            half_window=half_window,
+            dtype=self.dtype_policy,
             name="attention",
         )
         self.attentional = keras.layers.Dense(
-            self.units, activation="tanh", use_bias=False, name="attentional"
+            self.units,
+            activation="tanh",
+            use_bias=False,
+            dtype=self.dtype_policy,
+            name="attentional",
         )
 
     @property
     def _aligns_by_position(self) -> bool:
         """Whether the attention window follows the target position (local-m)."""
-        return self.attention_window == "local-m"
+        return self.window_mode == "local-m"
 
     def initial_state(self, memory: dict, rnn_states: list) -> dict:
         """Adds h~_0 = 0 `(batch, units)` with input feeding, position 1 with local-m."""
@@ -139,10 +168,10 @@ class LuongDecoder(RNNDecoder):
         config = super().get_config()
         config.update(
             score_mode=self.score_mode,
-            attention_scale=self.attention_scale,
+            score_scale=self.score_scale,
             attention_units=self.attention_units,
             input_feeding=self.input_feeding,
-            attention_window=self.attention_window,
-            local_window=self.local_window,
+            window_mode=self.window_mode,
+            half_window=self.half_window,
         )
         return config

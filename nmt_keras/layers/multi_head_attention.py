@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from nmt_keras.rules import check_num_heads
+
 # As in `nmt_keras.layers.attention`: scores are masked in float32, where -1e9 is finite
 # and exp(-1e9 - max_score) underflows to exactly 0.
 _MASK_VALUE = -1e9
@@ -72,15 +74,31 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Raises:
         ValueError: If `num_heads` does not divide `units`.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import MultiHeadAttention
+        >>> rng = np.random.default_rng(0)
+        >>> query = rng.normal(size=(2, 3, 16)).astype("float32")
+        >>> memory = rng.normal(size=(2, 5, 16)).astype("float32")
+        >>> mask = np.array([[True] * 5, [True, True, True, False, False]])
+        >>> attention = MultiHeadAttention(units=16, num_heads=4)
+        >>> outputs, weights = attention(
+        ...     query, memory, key_mask=mask, return_attention_scores=True
+        ... )
+        >>> tuple(outputs.shape), tuple(weights.shape)  # weights: (batch, heads, tgt, src)
+        ((2, 3, 16), (2, 4, 3, 5))
+
+        Causal self-attention: query i sees keys 0 .. i.
+
+        >>> _, weights = attention(query, query, use_causal_mask=True, return_attention_scores=True)
+        >>> (np.asarray(weights[0, 0]) > 0).astype(int).tolist()
+        [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
     """
 
     def __init__(self, units: int, num_heads: int, dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if num_heads < 1 or units % num_heads:
-            raise ValueError(
-                "Expected num_heads to divide units. "
-                f"Received: units={units}, num_heads={num_heads}"
-            )
+        check_num_heads(units, num_heads)
         self.units = units
         self.num_heads = num_heads
         self.dropout = dropout
@@ -92,6 +110,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "btu,uhd->bthd",
                 output_shape=(None, num_heads, self.depth),
                 bias_axes="hd",
+                dtype=self.dtype_policy,
                 name=name,
             )
 
@@ -100,9 +119,13 @@ class MultiHeadAttention(keras.layers.Layer):
         self.value_dense = head_projection("value")
         # (batch, time, heads, depth) @ (heads, depth, units) -> (batch, time, units)
         self.output_dense = keras.layers.EinsumDense(
-            "bthd,hdu->btu", output_shape=(None, units), bias_axes="u", name="output"
+            "bthd,hdu->btu",
+            output_shape=(None, units),
+            bias_axes="u",
+            dtype=self.dtype_policy,
+            name="output",
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
 
     def build(self, query_shape, memory_shape=None):
         """Builds the projections; the memory has the query's shape when not given."""

@@ -54,6 +54,13 @@ class PositionalEncoding(keras.layers.Layer):
 
     Raises:
         ValueError: If `d_model` is odd.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import PositionalEncoding
+        >>> outputs = PositionalEncoding()(np.zeros((1, 3, 4), "float32"))
+        >>> np.asarray(outputs[0], 'float64').round(3).tolist()  # zero embeddings: PE(t) alone
+        [[0.0, 1.0, 0.0, 1.0], [0.841, 0.54, 0.01, 1.0], [0.909, -0.416, 0.02, 1.0]]
     """
 
     def __init__(self, max_wavelength: float = 10000.0, **kwargs):

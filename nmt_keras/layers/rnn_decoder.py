@@ -8,6 +8,7 @@ import tensorflow as tf
 from nmt_keras.layers.rnn_stack import RNNStack
 
 
+@keras.saving.register_keras_serializable(package="nmt_keras")
 class RNNDecoder(keras.layers.Layer):
     """Target embedding, a stack of RNN cells and the output projection.
 
@@ -32,6 +33,27 @@ class RNNDecoder(keras.layers.Layer):
         rnn: `"gru"` or `"lstm"`.
         dropout: Dropout on embeddings, between layers and before the projection.
         residual: Residual connections from the second layer on.
+
+    Example:
+        >>> import numpy as np
+        >>> source = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])  # 0-padded ids
+        >>> target_in = np.array([[1, 4, 6], [1, 8, 0]])  # <s> y_1 .. y_{n-1}
+        >>> from nmt_keras.layers import Encoder, RNNDecoder
+
+        A subclass defines one recurrent step; this decoder ignores the source
+        except through its initial state:
+
+        >>> class PlainDecoder(RNNDecoder):
+        ...     def _recur(self, embedded, state, memory, training=None, hard_attention=False):
+        ...         output, rnn_states = self.rnn_stack.step(embedded, state["rnn"], training)
+        ...         return output, {"rnn": rnn_states}, None
+        >>> encoder = Encoder(vocab_size=20, embedding_dim=8, units=16)
+        >>> decoder = PlainDecoder(vocab_size=30, embedding_dim=8, units=16)
+        >>> values, mask, summary, initial_state = encoder(source)
+        >>> memory = decoder.prepare_memory(values, mask, summary)
+        >>> logits = decoder(target_in, memory, initial_state)
+        >>> tuple(logits.shape)
+        (2, 3, 30)
     """
 
     def __init__(
@@ -53,11 +75,19 @@ class RNNDecoder(keras.layers.Layer):
         self.rnn = rnn
         self.dropout = dropout
         self.residual = residual
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.rnn_stack = RNNStack(
-            units, num_layers, rnn=rnn, dropout=dropout, residual=residual, name="rnn_stack"
+        self.embedding = keras.layers.Embedding(
+            vocab_size, embedding_dim, dtype=self.dtype_policy, name="embedding"
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.rnn_stack = RNNStack(
+            units,
+            num_layers,
+            rnn=rnn,
+            dropout=dropout,
+            residual=residual,
+            dtype=self.dtype_policy,
+            name="rnn_stack",
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
         # Logits stay float32 under mixed precision so the softmax is stable.
         self.output_projection = keras.layers.Dense(
             vocab_size, dtype="float32", name="output_projection"
@@ -189,32 +219,48 @@ class RNNDecoder(keras.layers.Layer):
         )
         # (tgt_len, batch, recurrent_dim) -> (batch, tgt_len, recurrent_dim)
         recurrent = tf.transpose(recurrent_array.stack(), (1, 0, 2))
+        # A TensorArray forgets the static length; the outputs have the inputs' one.
+        sequence_shape = [embedded.shape[0], embedded.shape[1], None]
+        recurrent.set_shape(sequence_shape)
         if self.attention is None:
             return recurrent, None
         attention = tf.transpose(attention_array.stack(), (1, 0, 2))  # (batch, tgt_len, src_len)
+        attention.set_shape(sequence_shape)
         return recurrent, attention
 
     def _teacher_forced_recurrence(self, embedded, state: dict, memory: dict, training=None):
         """`_recur()` outputs for a whole target; subclasses with a parallel path override."""
         return self._scan(embedded, state, memory, training)
 
-    def call(self, tokens, memory: dict, rnn_states: list, training=None):
+    def call(
+        self, tokens, memory: dict, rnn_states: list, return_attention_scores=False, training=None
+    ):
         """Teacher forcing over a whole target.
 
         Args:
             tokens: `(batch, tgt_len)` decoder inputs (`<s> y_1 .. y_{n-1}`).
             memory: From `prepare_memory()`.
             rnn_states: Bridged initial states.
+            return_attention_scores: Also return the attention weights.
             training: Whether dropout is active.
 
         Returns:
-            `(logits, attention)`: `(batch, tgt_len, vocab_size)` float32 and
-            `(batch, tgt_len, src_len)` weights (None without attention).
+            Logits `(batch, tgt_len, vocab_size)` float32, or `(logits, attention)` with
+            `(batch, tgt_len, src_len)` weights when `return_attention_scores=True`.
+
+        Raises:
+            ValueError: if `return_attention_scores` is set on a decoder without attention.
         """
+        if return_attention_scores and self.attention is None:
+            raise ValueError(
+                "Expected return_attention_scores only on a decoder with attention. "
+                f"Received: return_attention_scores=True for {type(self).__name__}"
+            )
         embedded = self.dropout_layer(self.embedding(tokens), training=training)
         state = self.initial_state(memory, rnn_states)
         recurrent, attention = self._teacher_forced_recurrence(embedded, state, memory, training)
-        return self._project(self._readout(recurrent, embedded), training), attention
+        logits = self._project(self._readout(recurrent, embedded), training)
+        return (logits, attention) if return_attention_scores else logits
 
     def get_config(self):
         """Returns the constructor arguments."""

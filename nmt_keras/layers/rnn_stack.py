@@ -41,6 +41,24 @@ class RNNStack(keras.layers.Layer):
         rnn: `"gru"` or `"lstm"`.
         dropout: Dropout rate between layers (on the input of every layer but the first).
         residual: Add each layer's input to its output from the second layer on.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import RNNStack
+        >>> stack = RNNStack(units=16, num_layers=2, rnn="gru")
+        >>> inputs = np.ones((2, 3, 8), "float32")
+        >>> states = [np.zeros((2, 16), "float32")] * 2  # one per layer
+        >>> outputs, final_states = stack(inputs, states)
+        >>> tuple(outputs.shape), len(final_states)
+        ((2, 3, 16), 2)
+
+        `step()` advances one time step and gives the same result:
+
+        >>> output, states = stack.step(inputs[:, 0], states)
+        >>> output, states = stack.step(inputs[:, 1], states)
+        >>> output, states = stack.step(inputs[:, 2], states)
+        >>> bool(np.allclose(output, outputs[:, -1], atol=1e-6))
+        True
     """
 
     def __init__(
@@ -61,15 +79,23 @@ class RNNStack(keras.layers.Layer):
         self.rnn = rnn
         self.dropout = dropout
         self.residual = residual
+        # The outputs keep the time mask given to `call()`.
+        self.supports_masking = True
         self.cells = [
             RNN_CELLS[rnn](units, dtype=self.dtype_policy, name=f"cell_{index}")
             for index in range(num_layers)
         ]
         self.sequence_layers = [
-            keras.layers.RNN(cell, return_sequences=True, return_state=True, name=f"rnn_{index}")
+            keras.layers.RNN(
+                cell,
+                return_sequences=True,
+                return_state=True,
+                dtype=self.dtype_policy,
+                name=f"rnn_{index}",
+            )
             for index, cell in enumerate(self.cells)
         ]
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
 
     @property
     def states_per_layer(self) -> int:

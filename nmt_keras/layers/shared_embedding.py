@@ -31,6 +31,15 @@ class SharedEmbedding(keras.layers.Layer):
 
     Returns:
         `(batch, time, units)` embeddings, or `(batch, time, vocab_size)` logits.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import SharedEmbedding
+        >>> embedding = SharedEmbedding(vocab_size=30, units=16)
+        >>> features = embedding(np.array([[1, 4, 6]]))  # ids -> (1, 3, 16)
+        >>> logits = embedding(features, reverse=True)  # features -> (1, 3, 30)
+        >>> tuple(features.shape), tuple(logits.shape)
+        ((1, 3, 16), (1, 3, 30))
     """
 
     def __init__(self, vocab_size: int, units: int, **kwargs):

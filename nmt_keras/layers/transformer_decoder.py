@@ -10,6 +10,7 @@ from nmt_keras.layers.multi_head_attention import MultiHeadAttention
 from nmt_keras.layers.positional_encoding import PositionalEncoding
 from nmt_keras.layers.shared_embedding import SharedEmbedding, embedding_initializer
 from nmt_keras.layers.transformer_encoder import LAYER_NORM_EPSILON
+from nmt_keras.rules import check_alignment_head
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
@@ -44,6 +45,20 @@ class TransformerDecoderLayer(keras.layers.Layer):
         `(outputs, cross_weights, keys, values)`: `(batch, tgt_len, units)`, float32
         `(batch, num_heads, tgt_len, src_len)` cross-attention weights, and the cache
         extended by this call, each `(batch, past_len + tgt_len, num_heads, depth)`.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import TransformerDecoderLayer
+        >>> layer = TransformerDecoderLayer(units=16, num_heads=4, ff_dim=32)
+        >>> layer.build((None, None, 16))  # builds the projections used below
+        >>> memory = np.ones((2, 5, 16), "float32")  # encoder outputs
+        >>> memory_mask = np.array([[True] * 5, [True, True, True, False, False]])
+        >>> memory_keys, memory_values = layer.cross_attention.project_key_value(memory)
+        >>> outputs, cross_weights, keys, values = layer(
+        ...     np.ones((2, 3, 16), "float32"), memory_keys, memory_values, memory_mask
+        ... )
+        >>> tuple(outputs.shape), tuple(cross_weights.shape), tuple(keys.shape)
+        ((2, 3, 16), (2, 4, 3, 5), (2, 3, 4, 4))
     """
 
     def __init__(self, units: int, num_heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
@@ -54,19 +69,21 @@ class TransformerDecoderLayer(keras.layers.Layer):
         self.dropout = dropout
 
         def norm(name):
-            return keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name)
+            return keras.layers.LayerNormalization(
+                epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name=name
+            )
 
         self.self_attention_norm = norm("self_attention_norm")
         self.self_attention = MultiHeadAttention(
-            units, num_heads, dropout=dropout, name="self_attention"
+            units, num_heads, dropout=dropout, dtype=self.dtype_policy, name="self_attention"
         )
         self.cross_attention_norm = norm("cross_attention_norm")
         self.cross_attention = MultiHeadAttention(
-            units, num_heads, dropout=dropout, name="cross_attention"
+            units, num_heads, dropout=dropout, dtype=self.dtype_policy, name="cross_attention"
         )
         self.feed_forward_norm = norm("feed_forward_norm")
-        self.feed_forward = FeedForward(units, ff_dim, name="feed_forward")
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.feed_forward = FeedForward(units, ff_dim, dtype=self.dtype_policy, name="feed_forward")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
 
     def build(self, input_shape):
         """Builds every sublayer for `(batch, tgt_len, units)` inputs."""
@@ -157,14 +174,35 @@ class TransformerDecoder(keras.layers.Layer):
     Call args:
         tokens: int `(batch, tgt_len)` decoder inputs (`<s> y_1 .. y_{n-1}`).
         memory: From `prepare_memory()`.
+        return_attention_scores: Also return the alignment.
         training: Whether dropout is active.
 
     Returns:
-        `(logits, alignment)`: float32 `(batch, tgt_len, vocab_size)` and float32
-        `(batch, tgt_len, src_len)`.
+        Logits, float32 `(batch, tgt_len, vocab_size)`, or `(logits, alignment)` with the
+        float32 `(batch, tgt_len, src_len)` alignment when `return_attention_scores=True`.
 
     Raises:
         ValueError: If `alignment_head` is out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> source = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])  # 0-padded ids
+        >>> target_in = np.array([[1, 4, 6], [1, 8, 0]])  # <s> y_1 .. y_{n-1}
+        >>> from nmt_keras.layers import TransformerDecoder, TransformerEncoder
+        >>> sizes = dict(units=16, num_heads=4, ff_dim=32, num_layers=2)
+        >>> encoder = TransformerEncoder(vocab_size=20, **sizes)
+        >>> decoder = TransformerDecoder(vocab_size=30, **sizes)
+        >>> memory = decoder.prepare_memory(*encoder(source))
+        >>> logits, alignment = decoder(target_in, memory, return_attention_scores=True)
+        >>> tuple(logits.shape), tuple(alignment.shape)
+        ((2, 3, 30), (2, 3, 4))
+
+        Inference runs `step()` one token at a time with a growing cache:
+
+        >>> cache = decoder.initial_cache(memory)
+        >>> step_logits, cache, _ = decoder.step(target_in[:, 0], cache, memory, 0)
+        >>> bool(np.allclose(step_logits, logits[:, 0], atol=1e-5))
+        True
     """
 
     def __init__(
@@ -180,11 +218,7 @@ class TransformerDecoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if alignment_head is not None and not -num_heads <= alignment_head < num_heads:
-            raise ValueError(
-                "Expected alignment_head to be None or in [-num_heads, num_heads). "
-                f"Received: alignment_head={alignment_head}, num_heads={num_heads}"
-            )
+        check_alignment_head(alignment_head, num_heads)
         self.vocab_size = vocab_size
         self.units = units
         self.num_heads = num_heads
@@ -202,20 +236,25 @@ class TransformerDecoder(keras.layers.Layer):
                 vocab_size,
                 units,
                 embeddings_initializer=embedding_initializer(units),
+                dtype=self.dtype_policy,
                 name="embedding",
             )
             # Logits stay float32 under mixed precision so the softmax is stable.
             self.output_projection = keras.layers.Dense(
                 vocab_size, dtype="float32", name="output_projection"
             )
-        self.positional_encoding = PositionalEncoding(name="positional_encoding")
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.positional_encoding = PositionalEncoding(
+            dtype=self.dtype_policy, name="positional_encoding"
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
         self.decoder_layers = [
-            TransformerDecoderLayer(units, num_heads, ff_dim, dropout, name=f"layer_{index}")
+            TransformerDecoderLayer(
+                units, num_heads, ff_dim, dropout, dtype=self.dtype_policy, name=f"layer_{index}"
+            )
             for index in range(num_layers)
         ]
         self.final_norm = keras.layers.LayerNormalization(
-            epsilon=LAYER_NORM_EPSILON, name="final_norm"
+            epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="final_norm"
         )
 
     def build(self, tokens_shape):
@@ -302,10 +341,10 @@ class TransformerDecoder(keras.layers.Layer):
         logits = self._project(self.final_norm(outputs))
         return logits, {"keys": keys, "values": values}, self._alignment(cross_weights)
 
-    def call(self, tokens, memory: dict, training=None):
+    def call(self, tokens, memory: dict, return_attention_scores=False, training=None):
         """Teacher forcing over a whole target; see the class docstring."""
         logits, _, alignment = self._decode(tokens, memory, 0, None, training)
-        return logits, alignment
+        return (logits, alignment) if return_attention_scores else logits
 
     def step(self, tokens, cache: dict, memory: dict, position, training=None):
         """Decodes one token: the `next_fn` of a search.

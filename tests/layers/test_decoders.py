@@ -23,22 +23,22 @@ DECODERS = {
     ),
     "luong-dot": (LuongDecoder, dict(score_mode="dot")),
     "luong-general-lstm": (LuongDecoder, dict(score_mode="general", rnn="lstm")),
-    "luong-concat-scale": (LuongDecoder, dict(score_mode="concat", attention_scale=True)),
+    "luong-concat-scale": (LuongDecoder, dict(score_mode="concat", score_scale=True)),
     "luong-feed-lstm-2": (
         LuongDecoder,
         dict(score_mode="general", rnn="lstm", num_layers=2, input_feeding=True),
     ),
     "luong-feed-dot": (LuongDecoder, dict(score_mode="dot", input_feeding=True)),
     # Local attention with a window narrower than the source, so that it matters.
-    "luong-local-m": (LuongDecoder, dict(attention_window="local-m", local_window=1)),
-    "luong-local-p": (LuongDecoder, dict(attention_window="local-p", local_window=1)),
+    "luong-local-m": (LuongDecoder, dict(window_mode="local-m", half_window=1)),
+    "luong-local-p": (LuongDecoder, dict(window_mode="local-p", half_window=1)),
     "luong-feed-local-m-lstm": (
         LuongDecoder,
-        dict(attention_window="local-m", local_window=1, input_feeding=True, rnn="lstm"),
+        dict(window_mode="local-m", half_window=1, input_feeding=True, rnn="lstm"),
     ),
     "luong-feed-local-p": (
         LuongDecoder,
-        dict(attention_window="local-p", local_window=1, input_feeding=True),
+        dict(window_mode="local-p", half_window=1, input_feeding=True),
     ),
 }
 
@@ -65,6 +65,13 @@ def make_states(decoder, seed=2):
     rng = np.random.default_rng(seed)
     count = decoder.num_layers * states_per_layer(decoder.rnn)
     return [np.tanh(rng.normal(size=(BATCH, UNITS))).astype("float32") for _ in range(count)]
+
+
+def teacher_forced(decoder, tokens, memory, rnn_states, **kwargs):
+    """`(logits, attention)` of a teacher-forced call; attention is None without attention."""
+    if decoder.attention is None:
+        return decoder(tokens, memory, rnn_states, **kwargs), None
+    return decoder(tokens, memory, rnn_states, return_attention_scores=True, **kwargs)
 
 
 def step_loop(decoder, tokens, memory, rnn_states):
@@ -98,7 +105,7 @@ def decoded(request):
     values, mask, summary = make_memory_inputs()
     memory = decoder.prepare_memory(values, mask, summary)
     states = make_states(decoder)
-    logits, attention = decoder(TOKENS, memory, states)
+    logits, attention = teacher_forced(decoder, TOKENS, memory, states)
     attention = None if attention is None else np.asarray(attention)
     step_logits, step_attention = step_loop(decoder, TOKENS, memory, states)
     return {
@@ -141,7 +148,7 @@ def test_attention_rows_sum_to_one_and_skip_padding(decoded):
     attention = decoded["attention"]
     if attention is None:
         pytest.skip("the fixed-context decoder does not attend")
-    window = decoded["decoder"].get_config().get("attention_window", "global")
+    window = decoded["decoder"].get_config().get("window_mode", "global")
     if window == "local-p":
         # Luong et al. (2015), eq. 10: the Gaussian scales the weights below a sum of 1.
         assert np.all((attention.sum(-1) > 0.0) & (attention.sum(-1) < 1.0))
@@ -156,10 +163,10 @@ def test_attention_rows_sum_to_one_and_skip_padding(decoded):
 @pytest.mark.parametrize("name", ["luong-local-m", "luong-feed-local-m-lstm"])
 def test_local_m_attends_around_the_target_position(name):
     # Step t (0-based) predicts y_{t+1}: its window is centred on source position t + 1,
-    # clipped to the last real source token, with half-width local_window = 1.
+    # clipped to the last real source token, with half-width half_window = 1.
     decoder = make_decoder(name)
     memory = decoder.prepare_memory(*make_memory_inputs())
-    _, attention = decoder(TOKENS, memory, make_states(decoder))
+    _, attention = teacher_forced(decoder, TOKENS, memory, make_states(decoder))
     for row, length in enumerate(SOURCE_LENGTHS):
         for time in range(TGT_LEN):
             center = min(time + 1, length - 1)
@@ -215,6 +222,13 @@ def test_hard_attention_changes_the_logits():
     assert not np.allclose(soft, hard, atol=1e-5)
 
 
+def test_attention_scores_need_attention():
+    decoder = make_decoder("context-gru")
+    memory = decoder.prepare_memory(*make_memory_inputs())
+    with pytest.raises(ValueError, match="Expected return_attention_scores only on a decoder"):
+        decoder(TOKENS, memory, make_states(decoder), return_attention_scores=True)
+
+
 def test_hard_attention_needs_attention():
     decoder = make_decoder("context-gru")
     memory = decoder.prepare_memory(*make_memory_inputs())
@@ -227,7 +241,7 @@ def test_future_target_tokens_do_not_change_earlier_logits(decoded):
     decoder = decoded["decoder"]
     changed = TOKENS.copy()
     changed[:, 2:] = [[9, 10], [1, 3]]
-    logits, _ = decoder(changed, decoded["memory"], decoded["states"])
+    logits, _ = teacher_forced(decoder, changed, decoded["memory"], decoded["states"])
     np.testing.assert_allclose(logits[:, :2], decoded["logits"][:, :2], atol=1e-5)
     assert not np.allclose(logits[:, 2:], decoded["logits"][:, 2:])
 
@@ -240,7 +254,7 @@ def test_extra_source_padding_changes_nothing(decoded):
     longer_values = np.concatenate([values, garbage], axis=1)
     longer_mask = np.concatenate([mask, np.zeros((BATCH, 3), bool)], axis=1)
     memory = decoder.prepare_memory(longer_values, longer_mask, summary)
-    logits, attention = decoder(TOKENS, memory, decoded["states"])
+    logits, attention = teacher_forced(decoder, TOKENS, memory, decoded["states"])
     np.testing.assert_allclose(logits, decoded["logits"], atol=1e-5)
     if attention is not None:
         np.testing.assert_allclose(attention[:, :, :SRC_LEN], decoded["attention"], atol=1e-6)
@@ -252,7 +266,7 @@ def test_what_the_decoder_reads_from_memory(decoded):
     values, mask, summary = decoded["inputs"]
     # Change the annotations of the real source tokens, keep the summary.
     memory = decoder.prepare_memory(values[:, ::-1] * 2.0, mask, summary)
-    logits, _ = decoder(TOKENS, memory, decoded["states"])
+    logits, _ = teacher_forced(decoder, TOKENS, memory, decoded["states"])
     if decoded["name"].startswith("context"):
         # Cho et al. (2014): only the fixed context vector c is read.
         np.testing.assert_allclose(logits, decoded["logits"], atol=1e-6)
@@ -263,52 +277,22 @@ def test_what_the_decoder_reads_from_memory(decoded):
 def test_initial_states_matter(decoded):
     decoder = decoded["decoder"]
     states = [state * -1.0 for state in decoded["states"]]
-    logits, _ = decoder(TOKENS, decoded["memory"], states)
+    logits, _ = teacher_forced(decoder, TOKENS, decoded["memory"], states)
     assert not np.allclose(logits[:, 0], decoded["logits"][:, 0], atol=1e-4)
 
 
-def test_config_round_trip(decoded):
-    decoder = decoded["decoder"]
-    config = decoder.get_config()
-    cls, kwargs = DECODERS[decoded["name"]]
-    for key, value in kwargs.items():
-        assert config[key] == value
-    assert (config["vocab_size"], config["embedding_dim"], config["units"]) == (
-        VOCAB,
-        EMBEDDING,
-        UNITS,
-    )
-    restored = cls.from_config(config)
-    values, mask, summary = decoded["inputs"]
-    memory = restored.prepare_memory(values, mask, summary)
-    restored(TOKENS[:, :1], memory, decoded["states"])  # builds the weights
-    assert [w.shape for w in restored.weights] == [w.shape for w in decoder.weights]
-    restored.set_weights(decoder.get_weights())
-    memory = restored.prepare_memory(values, mask, summary)
-    logits, attention = restored(TOKENS, memory, decoded["states"])
-    np.testing.assert_allclose(logits, decoded["logits"], atol=1e-6)
-    if attention is not None:
-        np.testing.assert_allclose(attention, decoded["attention"], atol=1e-6)
-
-
-def test_bahdanau_attends_before_the_step():
-    # The first query is s_0, so the first attention does not depend on the first token.
-    decoder = make_decoder("bahdanau-gru")
+@pytest.mark.parametrize(
+    "name, reads_the_token",
+    # Bahdanau's first query is s_0; Luong's is h_t, computed from the current token.
+    [("bahdanau-gru", False), ("luong-general-lstm", True)],
+)
+def test_when_attention_reads_the_state(name, reads_the_token):
+    decoder = make_decoder(name)
     memory = decoder.prepare_memory(*make_memory_inputs())
     state = decoder.initial_state(memory, make_states(decoder))
     _, _, first = decoder.step(np.array([2, 2]), state, memory)
     _, _, other = decoder.step(np.array([5, 9]), state, memory)
-    np.testing.assert_allclose(first, other, atol=1e-7)
-
-
-def test_luong_attends_after_the_step():
-    # The query is h_t, computed from the current token.
-    decoder = make_decoder("luong-general-lstm")
-    memory = decoder.prepare_memory(*make_memory_inputs())
-    state = decoder.initial_state(memory, make_states(decoder))
-    _, _, first = decoder.step(np.array([2, 2]), state, memory)
-    _, _, other = decoder.step(np.array([5, 9]), state, memory)
-    assert not np.allclose(first, other, atol=1e-5)
+    assert np.allclose(first, other, atol=1e-7) != reads_the_token
 
 
 @pytest.mark.parametrize("input_feeding", [False, True])
@@ -329,10 +313,10 @@ def test_dropout_only_in_training():
     decoder = make_decoder("luong-dot", dropout=0.5)
     memory = decoder.prepare_memory(*make_memory_inputs())
     states = make_states(decoder)
-    inference, _ = decoder(TOKENS, memory, states)
-    again, _ = decoder(TOKENS, memory, states, training=False)
+    inference, _ = teacher_forced(decoder, TOKENS, memory, states)
+    again, _ = teacher_forced(decoder, TOKENS, memory, states, training=False)
     np.testing.assert_allclose(inference, again)
-    training, _ = decoder(TOKENS, memory, states, training=True)
+    training, _ = teacher_forced(decoder, TOKENS, memory, states, training=True)
     assert not np.allclose(inference, training)
 
 

@@ -96,20 +96,6 @@ def test_bridge_is_tanh_of_a_dense_layer_on_the_summary(encoded):
     np.testing.assert_allclose(decoder_state[0], np.tanh(summary @ kernel + bias), atol=1e-5)
 
 
-def test_config_round_trip(encoded):
-    (rnn, bidirectional, num_layers, residual), encoder, expected, _ = encoded
-    config = encoder.get_config()
-    assert (config["rnn"], config["bidirectional"]) == (rnn, bidirectional)
-    assert (config["num_layers"], config["residual"]) == (num_layers, residual)
-    assert (config["decoder_layers"], config["decoder_units"]) == (2, UNITS)
-    restored = Encoder.from_config(config)
-    restored(BATCH[:, :1])  # builds the weights
-    restored.set_weights(encoder.get_weights())
-    actual = restored(BATCH)
-    for a, b in zip(keras.tree.flatten(actual), keras.tree.flatten(expected), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-
-
 def test_direction_of_reading(encoded):
     (_, bidirectional, num_layers, _), encoder, _, alone = encoded
     if num_layers > 1:

@@ -126,25 +126,6 @@ def test_dropout_only_in_training_and_only_between_layers():
     np.testing.assert_allclose(a, b, atol=1e-6)  # no dropout before the first layer
 
 
-@pytest.mark.parametrize("rnn, num_layers, residual", [("gru", 2, True), ("lstm", 3, True)])
-def test_config_round_trip(rnn, num_layers, residual):
-    stack = make_stack(rnn, num_layers, residual)
-    config = stack.get_config()
-    assert {k: config[k] for k in ("units", "num_layers", "rnn", "residual")} == {
-        "units": UNITS,
-        "num_layers": num_layers,
-        "rnn": rnn,
-        "residual": residual,
-    }
-    restored = RNNStack.from_config(config)
-    restored.build((None, None, FEATURES))
-    restored.set_weights(stack.get_weights())
-    assert len(restored.weights) == len(stack.weights) == 3 * num_layers
-    inputs, states = random_inputs(), random_states(rnn, num_layers)
-    np.testing.assert_allclose(restored(inputs, states)[0], stack(inputs, states)[0], atol=1e-6)
-    assert restored.states_per_layer == states_per_layer(rnn)
-
-
 def test_states_per_layer():
     assert states_per_layer("gru") == 1
     assert states_per_layer("lstm") == 2

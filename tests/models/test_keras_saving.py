@@ -54,19 +54,17 @@ FAMILIES = {
     ),
     "luong-dot": ModelConfig(type="luong", score_mode="dot", bidirectional=False, **RNN_SIZES),
     "luong-general-scale": ModelConfig(
-        type="luong", score_mode="general", attention_scale=True, **RNN_SIZES
+        type="luong", score_mode="general", score_scale=True, **RNN_SIZES
     ),
     "luong-concat": ModelConfig(type="luong", score_mode="concat", **RNN_SIZES),
     "luong-input-feeding-lstm": ModelConfig(
         type="luong", input_feeding=True, rnn="lstm", bidirectional=False, **RNN_SIZES
     ),
-    "luong-local-p": ModelConfig(
-        type="luong", attention_window="local-p", local_window=2, **RNN_SIZES
-    ),
+    "luong-local-p": ModelConfig(type="luong", window_mode="local-p", half_window=2, **RNN_SIZES),
     "luong-local-m-input-feeding": ModelConfig(
         type="luong",
-        attention_window="local-m",
-        local_window=2,
+        window_mode="local-m",
+        half_window=2,
         input_feeding=True,
         bidirectional=False,
         **RNN_SIZES,

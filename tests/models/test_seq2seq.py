@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from nmt_keras.config import ModelConfig
+from nmt_keras.layers import Encoder, LuongDecoder
 from nmt_keras.models import Seq2Seq, build_model
 from nmt_keras.search import greedy_search
 from nmt_keras.training.losses import MaskedCrossEntropy
@@ -25,7 +26,7 @@ FAMILIES = {
         **SIZES,
     ),
     "luong-dot": ModelConfig(type="luong", score_mode="dot", bidirectional=False, **SIZES),
-    "luong-general": ModelConfig(type="luong", score_mode="general", attention_scale=True, **SIZES),
+    "luong-general": ModelConfig(type="luong", score_mode="general", score_scale=True, **SIZES),
     "luong-concat": ModelConfig(type="luong", score_mode="concat", bidirectional=False, **SIZES),
     "luong-input-feeding": ModelConfig(
         type="luong",
@@ -36,10 +37,10 @@ FAMILIES = {
         **SIZES,
     ),
     "luong-local-m": ModelConfig(
-        type="luong", attention_window="local-m", local_window=1, bidirectional=False, **SIZES
+        type="luong", window_mode="local-m", half_window=1, bidirectional=False, **SIZES
     ),
     "luong-local-p-input-feeding": ModelConfig(
-        type="luong", attention_window="local-p", local_window=1, input_feeding=True, **SIZES
+        type="luong", window_mode="local-p", half_window=1, input_feeding=True, **SIZES
     ),
 }
 # Source sentences of lengths 5 and 3 (0-padded) and decoder inputs <s> y1 y2 y3.
@@ -91,7 +92,7 @@ def test_call_shape_and_dtype(family):
     if model.has_attention:
         attention = family["attention"]
         assert attention.shape == (2, 4, 5)
-        if family["config"].attention_window != "local-p":  # eq. 10 does not sum to 1
+        if family["config"].window_mode != "local-p":  # eq. 10 does not sum to 1
             np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
         assert np.all(attention[1, :, 3:] == 0.0)  # padded source positions
     else:
@@ -130,20 +131,13 @@ def test_config_round_trip(family):
     model = family["model"]
     config = model.get_config()
     model_config = family["config"]
-    for key in (
-        "rnn",
-        "units",
-        "embedding_dim",
-        "residual",
-        "input_feeding",
-        "score_mode",
-        "attention_window",
-        "local_window",
-    ):
-        assert config[key] == getattr(model_config, key)
-    assert config["model_type"] == model_config.type
-    assert config["attention_normalize"] == model_config.attention_normalize
-    assert (config["source_vocab_size"], config["target_vocab_size"]) == (SRC_VOCAB, TGT_VOCAB)
+    decoder_config = config["decoder"]["config"]
+    for key in ("rnn", "units", "embedding_dim", "residual"):
+        assert decoder_config[key] == getattr(model_config, key)
+    for key in ("input_feeding", "score_mode", "window_mode", "half_window"):
+        assert decoder_config.get(key, getattr(model_config, key)) == getattr(model_config, key)
+    assert config["encoder"]["config"]["vocab_size"] == SRC_VOCAB
+    assert decoder_config["vocab_size"] == TGT_VOCAB
     restored = Seq2Seq.from_config(config)
     assert isinstance(restored, Seq2Seq)
     assert restored.get_config() == config
@@ -233,7 +227,7 @@ def test_mixed_float16_gives_float32_logits(family, mixed_precision):
     np.testing.assert_allclose(step_logits, family["logits"][:, 0], atol=2e-2)
     if attention is not None:
         attention = np.asarray(attention, "float32")
-        if family["config"].attention_window != "local-p":
+        if family["config"].window_mode != "local-p":
             np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-2)
         assert np.all(attention[1, :, 3:] == 0.0)
 
@@ -242,21 +236,27 @@ def test_policy_is_restored_after_mixed_precision():
     assert keras.config.dtype_policy().name == "float32"
 
 
-def test_unknown_model_type_is_rejected():
-    with pytest.raises(ValueError, match="model_type=transformer"):
-        Seq2Seq(SRC_VOCAB, TGT_VOCAB, model_type="transformer")
-
-
-def test_local_attention_needs_the_luong_model():
-    with pytest.raises(ValueError, match="attention_window='local-m'"):
-        Seq2Seq(SRC_VOCAB, TGT_VOCAB, model_type="bahdanau", attention_window="local-m")
+@pytest.mark.parametrize(
+    "encoder_kwargs, decoder_kwargs, message",
+    [
+        (dict(rnn="gru"), dict(rnn="lstm"), r"\('gru', 8, 1\) for a decoder .*=\('lstm', 8, 1\)"),
+        (dict(decoder_units=16), {}, r"\('gru', 16, 1\)"),
+        (dict(decoder_layers=2), {}, r"\('gru', 8, 2\)"),
+    ],
+)
+def test_an_encoder_bridge_that_does_not_fit_the_decoder_is_rejected(
+    encoder_kwargs, decoder_kwargs, message
+):
+    encoder = Encoder(SRC_VOCAB, 6, 8, **encoder_kwargs)
+    decoder = LuongDecoder(TGT_VOCAB, 6, 8, **decoder_kwargs)
+    with pytest.raises(ValueError, match=message):
+        Seq2Seq(encoder, decoder)
 
 
 def test_configs_without_local_attention_keys_load_as_global():
     config = make_model("luong-general").get_config()
-    del config["attention_window"], config["local_window"]
+    del config["decoder"]["config"]["window_mode"], config["decoder"]["config"]["half_window"]
     restored = Seq2Seq.from_config(config)
-    assert restored.attention_window == "global"
     assert restored.decoder.attention.window_mode == "global"
 
 

@@ -5,21 +5,32 @@ import tensorflow as tf
 
 from nmt_keras.export.audit import assert_servable
 from nmt_keras.export.session_loadable import SessionLoadableModule
+from nmt_keras.layers import TransformerDecoder, TransformerEncoder
 from nmt_keras.models.transformer import Transformer
 from nmt_keras.search import greedy_search
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt_keras.training.losses import MaskedCrossEntropy
 
 SRC_VOCAB, TGT_VOCAB = 13, 11
-SIZES = dict(d_model=8, num_heads=2, ff_dim=16, encoder_layers=2, decoder_layers=2, dropout=0.0)
+SIZES = dict(units=8, num_heads=2, ff_dim=16, encoder_layers=2, decoder_layers=2, dropout=0.0)
 # Source sentences of lengths 5 and 3 (0-padded) and decoder inputs <s> y1 y2 y3.
 SOURCE = np.array([[2, 5, 6, 7, 3], [2, 8, 3, 0, 0]], "int32")
 TARGET = np.array([[2, 4, 5, 6], [2, 7, 7, 8]], "int32")
 
 
-def make_model(seed=0, **kwargs):
+def make_model(seed=0, shared_target_embeddings=False, alignment_head=None, **kwargs):
     keras.utils.set_random_seed(seed)
-    return Transformer(SRC_VOCAB, TGT_VOCAB, **{**SIZES, **kwargs})
+    sizes = {**SIZES, **kwargs}
+    encoder_layers, decoder_layers = sizes.pop("encoder_layers"), sizes.pop("decoder_layers")
+    encoder = TransformerEncoder(SRC_VOCAB, num_layers=encoder_layers, **sizes)
+    decoder = TransformerDecoder(
+        TGT_VOCAB,
+        num_layers=decoder_layers,
+        shared_embeddings=shared_target_embeddings,
+        alignment_head=alignment_head,
+        **sizes,
+    )
+    return Transformer(encoder, decoder)
 
 
 def search(model, source, max_length=7):
@@ -106,8 +117,9 @@ def test_a_sentence_alone_equals_the_sentence_in_a_padded_batch(family):
 def test_config_round_trip_and_weights(family, tmp_path):
     model = family["model"]
     config = model.get_config()
-    assert {key: config[key] for key in SIZES} == SIZES
-    assert (config["source_vocab_size"], config["target_vocab_size"]) == (SRC_VOCAB, TGT_VOCAB)
+    encoder_config, decoder_config = config["encoder"]["config"], config["decoder"]["config"]
+    assert (encoder_config["num_layers"], decoder_config["num_layers"]) == (2, 2)
+    assert (encoder_config["vocab_size"], decoder_config["vocab_size"]) == (SRC_VOCAB, TGT_VOCAB)
     restored = Transformer.from_config(config)
     assert restored.get_config() == config
     restored.build()
@@ -140,7 +152,7 @@ TARGETS = np.array(
 
 
 def test_fit_overfits_four_pairs_to_exact_greedy_reproduction():
-    model = make_model(d_model=16, ff_dim=32, encoder_layers=1, decoder_layers=1)
+    model = make_model(units=16, ff_dim=32, encoder_layers=1, decoder_layers=1)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=MaskedCrossEntropy())
     copies = 60  # 60 steps of batch 4
     inputs = {
@@ -218,7 +230,7 @@ def test_policy_is_restored_after_mixed_precision():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError, match="Received: d_model=10, num_heads=3"):
-        make_model(d_model=10, num_heads=3)
+    with pytest.raises(ValueError, match="Received: units=10, num_heads=3"):
+        make_model(units=10, num_heads=3)
     with pytest.raises(ValueError, match="alignment_head=-3"):
         make_model(alignment_head=-3)

@@ -8,6 +8,11 @@ from nmt_keras.export import assert_servable
 from nmt_keras.serving.signatures import ALIGN, NBEST, SERVING_DEFAULT
 from tests.toy_data import TOY_PAIRS, tiny_train_args, write_lines
 
+# Two minutes of training. `make test` keeps the Transformer's export through the session
+# loader (tests/export/test_session_loader.py), its `.keras` round trip and its layers'
+# contract; `make test-all` trains it end to end here.
+pytestmark = pytest.mark.slow
+
 TRANSFORMER = [
     "model.type=transformer",
     "model.embedding_dim=32",

@@ -1,0 +1,21 @@
+"""The `Example:` of every public layer's and model's docstring runs, as a user copies it."""
+
+import doctest
+
+import pytest
+
+from nmt_keras import layers, models
+
+DOCUMENTED = [getattr(layers, name) for name in layers.__all__] + [
+    models.Seq2Seq,
+    models.Transformer,
+]
+
+
+@pytest.mark.parametrize("cls", DOCUMENTED, ids=lambda cls: cls.__name__)
+def test_docstring_example_runs(cls):
+    (test,) = doctest.DocTestFinder(recurse=False).find(cls, globs={})
+    assert "    Example:\n" in cls.__doc__ and test.examples, "no Example: section"
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
