@@ -1,7 +1,7 @@
 r"""The cost of beam search: sentences per second of greedy against beam search, same input.
 
     python benchmarks/beam_cost.py --run runs/compare/bahdanau [--beam-sizes 1 5] \
-        [--src ../shared/data/multi30k/test2016.de.gz] [--saved-model]
+        [--src ../shared/data/multi30k/test2016.de.gz] [--saved-model] [--reorder-memory]
 
 The first `--sentences` non-empty lines of `--src` (default: the run's test source
 file) are translated in batches of `--batch-size` by a translator per beam size, built
@@ -9,7 +9,10 @@ with `TrainedRun.translator(decoding=DecodingOptions(beam_size=..., length_penal
 (beam size 1 is greedy search and is always measured, as the reference). With
 `--saved-model` each translator is first exported by `nmt_keras.export.export_run` to a
 temporary directory and its `serving_default` signature (what TF Serving runs) is timed
-instead of the in-process translator.
+instead of the in-process translator. With `--reorder-memory` every beam size above 1 is
+also timed with the search reordering every state tensor by parent beam at every step,
+the encoder memory included, as it did before issue #16 (the same outputs, more copying),
+side by side with today's search that leaves the memory in place.
 
 Every translator translates all the sentences once untimed (tracing, and recording the
 output lengths), then the timed passes are interleaved: for each of `--repeats` repeats
@@ -67,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="time exported SavedModels' serving_default instead of the in-process translator",
     )
     parser.add_argument(
+        "--reorder-memory",
+        action="store_true",
+        help="also time beam search reordering the encoder memory every step (before #16)",
+    )
+    parser.add_argument(
         "--json",
         default=os.path.join(REPO_ROOT, "benchmarks", "results", "beam_cost.json"),
         help="write the results here",
@@ -98,26 +106,61 @@ def read_sentences(path: str, count: int) -> list[str]:
     return sentences
 
 
+class ReorderingEverything:
+    """The run's model, except that a beam search reorders all of its state (before #16)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def state_reorder_flags(self, state):
+        """None: `beam_search` gathers every state tensor by parent beam."""
+        del state
+        return None
+
+
 class Decoder:
-    """One beam size: a translator, or its exported `serving_default`, on string batches.
+    """One setting: a translator, or its exported `serving_default`, on string batches.
 
     Args:
         run: The loaded run.
         beam_size: Hypotheses kept per sentence (1: greedy).
         length_penalty: GNMT alpha for beam search.
         export_dir: Export here and time the SavedModel (None: the translator itself).
+        reorder_memory: Reorder the encoder memory by parent beam too (in-process only).
     """
 
-    def __init__(self, run, beam_size: int, length_penalty: float, export_dir: str | None):
+    def __init__(
+        self,
+        run,
+        beam_size: int,
+        length_penalty: float,
+        export_dir: str | None,
+        reorder_memory: bool = False,
+    ):
         import tensorflow as tf
 
         from nmt_keras.decoding import GREEDY, DecodingOptions
+        from nmt_keras.translator import Translator
 
         self.beam_size = beam_size
+        self.label = f"{beam_size}, memory reordered" if reorder_memory else str(beam_size)
         decoding = GREEDY
         if beam_size > 1:
             decoding = DecodingOptions(beam_size=beam_size, length_penalty=length_penalty)
         self.translator = None
+        if reorder_memory:
+            self.translator = Translator(
+                ReorderingEverything(run.model),
+                run.source_tokenizer,
+                run.target_tokenizer,
+                max_source_length=run.config.data.max_length,
+                max_decode_length=run.config.training.max_decode_length,
+                decoding=decoding,
+            )
+            return
         if export_dir is None:
             self.translator = run.translator(decoding=decoding)
             return
@@ -162,24 +205,24 @@ def measure(args, decoders: list[Decoder], sentences: list[str]) -> dict:
     ]
     lengths = {}
     for decoder in decoders:
-        log(f"warm-up: beam {decoder.beam_size}")
-        lengths[decoder.beam_size] = decoder.lengths(batches)
-    runs = {decoder.beam_size: [] for decoder in decoders}
+        log(f"warm-up: beam {decoder.label}")
+        lengths[decoder.label] = decoder.lengths(batches)
+    runs = {decoder.label: [] for decoder in decoders}
     for repeat in range(args.repeats):
         order = decoders if repeat % 2 == 0 else decoders[::-1]
         for decoder in order:
             wall, cpu = decoder.time_pass(batches)
-            runs[decoder.beam_size].append({"seconds": wall, "cpu_seconds": cpu})
+            runs[decoder.label].append({"seconds": wall, "cpu_seconds": cpu})
             log(
-                f"  repeat {repeat + 1}/{args.repeats} beam {decoder.beam_size:2d} "
+                f"  repeat {repeat + 1}/{args.repeats} beam {decoder.label} "
                 f"{len(sentences) / wall:7.1f} sentences/s"
             )
-    greedy = runs[1]
+    greedy = runs["1"]
     results = {}
-    for beam_size, passes in runs.items():
+    for label, passes in runs.items():
         seconds = [run["seconds"] for run in passes]
         cpu_seconds = [run["cpu_seconds"] for run in passes]
-        results[str(beam_size)] = {
+        results[label] = {
             "sentences_per_s": len(sentences) / statistics.median(seconds),
             "sentences_per_cpu_s": len(sentences) / statistics.median(cpu_seconds),
             "ratio_to_greedy": statistics.median(
@@ -190,7 +233,7 @@ def measure(args, decoders: list[Decoder], sentences: list[str]) -> dict:
                 reference["cpu_seconds"] / run["cpu_seconds"]
                 for run, reference in zip(passes, greedy, strict=True)
             ),
-            "mean_output_tokens": sum(lengths[beam_size]) / len(sentences),
+            "mean_output_tokens": sum(lengths[label]) / len(sentences),
             "ms_per_batch": 1000 * statistics.median(seconds) / len(batches),
             "seconds": seconds,
             "cpu_seconds": cpu_seconds,
@@ -262,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "length_penalty": args.length_penalty,
             "repeats": args.repeats,
             "saved_model": args.saved_model,
+            "reorder_memory": args.reorder_memory,
         },
     }
     export_dir = tempfile.mkdtemp(prefix="nmt_beam_cost_") if args.saved_model else None
@@ -270,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             Decoder(run, beam_size, args.length_penalty, export_dir)
             for beam_size in args.beam_sizes
         ]
+        if args.reorder_memory:
+            decoders += [
+                Decoder(run, beam_size, args.length_penalty, None, reorder_memory=True)
+                for beam_size in args.beam_sizes
+                if beam_size > 1
+            ]
         results["beam_sizes"] = measure(args, decoders, sentences)
     finally:
         if export_dir:
