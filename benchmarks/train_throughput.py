@@ -10,15 +10,18 @@ tokens, so `</s>` / `[END]` count and padding does not) and seconds per step of
   pad to the longest sentence of the batch): the baseline;
 * each requested nmt-keras family (`luong`: general score, no input feeding; `bahdanau`;
   `seq2seq`), built by `nmt_keras.models.build_model` with SentencePiece vocabularies
-  (8000 per side) on `nmt_keras.data.pipeline.make_dataset` batches (length-bucketed),
+  (5000 per side) on `nmt_keras.data.pipeline.make_dataset` batches (length-bucketed),
   trained with `MaskedCrossEntropy` and `MaskedAccuracy`.
 
-All models see the same sentence pairs (those within `--max-length` SentencePiece tokens),
-`--batch-size` pairs a step, Adam, embedding size and `--units` (the nmt-keras encoder
-has `units // 2` per direction, concatenated; the tutorial's has `units` per direction,
-summed, as in the tutorial). nmt-keras uses the project's training defaults (dropout,
-label smoothing, gradient clipping from `nmt_keras.config`); the tutorial its own
-(`optimizer="adam"`, no dropout).
+Both sides project onto vocabularies of the same size by default (`--vocab-size` pieces
+and `--word-vocab-size` words, both 5000, the tutorial's), so the output projection, the
+largest matmul of a step, costs both the same; the table's "vocab" column shows the sizes
+every run used. All models see the same sentence pairs (those within `--max-length`
+SentencePiece tokens), `--batch-size` pairs a step, Adam, embedding size and `--units`
+(the nmt-keras encoder has `units // 2` per direction, concatenated; the tutorial's has
+`units` per direction, summed, as in the tutorial). nmt-keras uses the project's
+training defaults (dropout, label smoothing, gradient clipping from `nmt_keras.config`);
+the tutorial its own (`optimizer="adam"`, no dropout).
 
 How: the first `--warmup + --steps` batches of each pipeline are cached in memory (their
 pair and token counts are taken then), so every run trains on identical batches and the
@@ -95,7 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--embedding-dim", type=int, default=256)
     parser.add_argument("--units", type=int, default=256, help="RNN units (encoder: total)")
-    parser.add_argument("--vocab-size", type=int, default=8000, help="SentencePiece, per side")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=tutorial_model.MAX_VOCAB_SIZE,
+        help="SentencePiece pieces per side (default: the tutorial's word vocabulary size)",
+    )
     parser.add_argument(
         "--word-vocab-size",
         type=int,
