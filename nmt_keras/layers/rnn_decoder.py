@@ -128,6 +128,14 @@ class RNNDecoder(keras.layers.Layer):
         del memory
         return {"rnn": list(rnn_states)}
 
+    def _check_attends(self, option: str) -> None:
+        """Raises ValueError: `option` asks for attention this decoder does not have."""
+        if self.attention is None:
+            raise ValueError(
+                f"Expected {option} only on a decoder with attention. "
+                f"Received: {option}=True for {type(self).__name__}"
+            )
+
     def _top_hidden(self, rnn_states: list):
         """The top layer's hidden state h `(batch, units)` in a flat state list."""
         return rnn_states[(self.num_layers - 1) * self.rnn_stack.states_per_layer]
@@ -181,11 +189,8 @@ class RNNDecoder(keras.layers.Layer):
         Raises:
             ValueError: if `hard_attention` is set on a decoder without attention.
         """
-        if hard_attention and self.attention is None:
-            raise ValueError(
-                "Expected hard_attention only on a decoder with attention. "
-                f"Received: hard_attention=True for {type(self).__name__}"
-            )
+        if hard_attention:
+            self._check_attends("hard_attention")
         embedded = self.embedding(tokens)  # (batch, embedding_dim)
         recurrent, state, attention = self._recur(embedded, state, memory, training, hard_attention)
         return self._project(self._readout(recurrent, embedded), training), state, attention
@@ -251,11 +256,8 @@ class RNNDecoder(keras.layers.Layer):
         Raises:
             ValueError: if `return_attention_scores` is set on a decoder without attention.
         """
-        if return_attention_scores and self.attention is None:
-            raise ValueError(
-                "Expected return_attention_scores only on a decoder with attention. "
-                f"Received: return_attention_scores=True for {type(self).__name__}"
-            )
+        if return_attention_scores:
+            self._check_attends("return_attention_scores")
         embedded = self.dropout_layer(self.embedding(tokens), training=training)
         state = self.initial_state(memory, rnn_states)
         recurrent, attention = self._teacher_forced_recurrence(embedded, state, memory, training)
