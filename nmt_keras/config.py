@@ -8,6 +8,7 @@ every value's type against the dataclass fields, so a typo (`model.untis`) or a 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 import types
 import typing
@@ -36,20 +37,22 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 _EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-def _check_positive(path: str, value: int | float | None) -> None:
+def check_positive(path: str, value: int | float | None) -> None:
+    """Raises ConfigError naming `path` unless `value` is None or positive."""
     if value is not None and value <= 0:
         raise ConfigError(f"Expected {path} to be positive. Received: {path}={value}")
 
 
-def _check_rule(rule, path: str, *values) -> None:
-    """Applies one of `nmt_keras.rules` to the values of the section at `path`."""
+def check_rule(rule, path: str, *values) -> None:
+    """Applies a rule (`rule(*values, prefix=...)`, e.g. of `nmt_keras.rules`) to a section."""
     try:
         rule(*values, prefix=f"{path}.")
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
 
-def _check_fraction(path: str, value: float) -> None:
+def check_fraction(path: str, value: float) -> None:
+    """Raises ConfigError naming `path` unless `value` is in [0, 1)."""
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"Expected {path} to be in [0, 1). Received: {path}={value}")
 
@@ -134,11 +137,11 @@ class DataConfig:
                 f"Expected exactly one of {path}.batch_size and {path}.max_tokens. "
                 f"Received: batch_size={self.batch_size}, max_tokens={self.max_tokens}"
             )
-        _check_positive(f"{path}.batch_size", self.batch_size)
-        _check_positive(f"{path}.max_tokens", self.max_tokens)
-        _check_positive(f"{path}.max_train_pairs", self.max_train_pairs)
-        _check_positive(f"{path}.max_valid_pairs", self.max_valid_pairs)
-        _check_positive(f"{path}.shuffle_buffer", self.shuffle_buffer)
+        check_positive(f"{path}.batch_size", self.batch_size)
+        check_positive(f"{path}.max_tokens", self.max_tokens)
+        check_positive(f"{path}.max_train_pairs", self.max_train_pairs)
+        check_positive(f"{path}.max_valid_pairs", self.max_valid_pairs)
+        check_positive(f"{path}.shuffle_buffer", self.shuffle_buffer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +180,8 @@ class TokenizerConfig:
             raise ConfigError(
                 f"Expected {path}.vocab_size >= 8. Received: {path}.vocab_size={self.vocab_size}"
             )
-        _check_rule(rules.check_character_coverage, path, self.character_coverage)
-        _check_positive(f"{path}.sample_size", self.sample_size)
+        check_rule(rules.check_character_coverage, path, self.character_coverage)
+        check_positive(f"{path}.sample_size", self.sample_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,11 +246,11 @@ class ModelConfig:
     def validate(self, path: str) -> None:
         """Checks sizes, the dropout rate, local attention and the Transformer's shape."""
         for name in ("embedding_dim", "units", "encoder_layers", "decoder_layers"):
-            _check_positive(f"{path}.{name}", getattr(self, name))
-        _check_positive(f"{path}.attention_units", self.attention_units)
-        _check_positive(f"{path}.half_window", self.half_window)
-        _check_positive(f"{path}.num_heads", self.num_heads)
-        _check_positive(f"{path}.ff_dim", self.ff_dim)
+            check_positive(f"{path}.{name}", getattr(self, name))
+        check_positive(f"{path}.attention_units", self.attention_units)
+        check_positive(f"{path}.half_window", self.half_window)
+        check_positive(f"{path}.num_heads", self.num_heads)
+        check_positive(f"{path}.ff_dim", self.ff_dim)
         if self.type == "transformer":
             self._validate_transformer(path)
         if self.window_mode != "global" and self.type != "luong":
@@ -256,8 +259,8 @@ class ModelConfig:
                 f"Received: {path}.window_mode={self.window_mode}, "
                 f"{path}.type={self.type}"
             )
-        _check_fraction(f"{path}.dropout", self.dropout)
-        _check_rule(rules.check_bidirectional_units, path, self.units, self.bidirectional)
+        check_fraction(f"{path}.dropout", self.dropout)
+        check_rule(rules.check_bidirectional_units, path, self.units, self.bidirectional)
 
     def _validate_transformer(self, path: str) -> None:
         """Checks d_model (`units`) against the embedding size, heads and alignment head."""
@@ -266,8 +269,8 @@ class ModelConfig:
                 f"Expected {path}.embedding_dim == {path}.units (d_model) for a transformer. "
                 f"Received: embedding_dim={self.embedding_dim}, units={self.units}"
             )
-        _check_rule(rules.check_num_heads, path, self.units, self.num_heads)
-        _check_rule(rules.check_alignment_head, path, self.alignment_head, self.num_heads)
+        check_rule(rules.check_num_heads, path, self.units, self.num_heads)
+        check_rule(rules.check_alignment_head, path, self.alignment_head, self.num_heads)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,11 +339,11 @@ class TrainingConfig:
             "warmup_steps",
             "clipnorm",
         ):
-            _check_positive(f"{path}.{name}", getattr(self, name))
-        _check_positive(f"{path}.early_stopping_patience", self.early_stopping_patience)
-        _check_positive(f"{path}.max_decode_length", self.max_decode_length)
-        _check_positive(f"{path}.max_minutes", self.max_minutes)
-        _check_fraction(f"{path}.label_smoothing", self.label_smoothing)
+            check_positive(f"{path}.{name}", getattr(self, name))
+        check_positive(f"{path}.early_stopping_patience", self.early_stopping_patience)
+        check_positive(f"{path}.max_decode_length", self.max_decode_length)
+        check_positive(f"{path}.max_minutes", self.max_minutes)
+        check_fraction(f"{path}.label_smoothing", self.label_smoothing)
         if self.bleu_samples < 0:
             raise ConfigError(
                 f"Expected {path}.bleu_samples >= 0. Received: {path}.bleu_samples="
@@ -359,36 +362,19 @@ class TrainingConfig:
             raise ConfigError(str(error)) from None
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """A complete experiment: data, tokenizers, model and training.
+class YamlConfig:
+    """Behaviour shared by the top-level configs: YAML in and out, overrides, validation.
 
-    Attributes:
-        name: Experiment name (used for run and export directories).
-        seed: Seed of weight initialisation and data order.
-        data: Corpus and batching.
-        tokenizer: SentencePiece settings.
-        model: Model family and sizes.
-        training: Optimisation and callbacks.
+    A subclass is a frozen dataclass whose fields are sections (dataclasses) or values,
+    with a `validate()` that checks every section and returns self.
     """
 
-    name: str = "nmt"
-    seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-
-    def validate(self) -> Config:
-        """Validates every section and returns self."""
-        self.data.validate("data")
-        self.tokenizer.validate("tokenizer")
-        self.model.validate("model")
-        self.training.validate("training")
-        return self
+    def validate(self) -> YamlConfig:
+        """Checks every section; returns self."""
+        raise NotImplementedError(f"{type(self).__name__} must implement validate().")
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> Config:
+    def from_dict(cls, values: Mapping[str, Any]) -> YamlConfig:
         """Builds and validates a config from nested mappings.
 
         Raises:
@@ -397,7 +383,7 @@ class Config:
         return _build(cls, values, "").validate()
 
     @classmethod
-    def from_yaml(cls, path: str, overrides: Sequence[str] = ()) -> Config:
+    def from_yaml(cls, path: str, overrides: Sequence[str] = ()) -> YamlConfig:
         """Reads a YAML file, applies `key.path=value` overrides and validates.
 
         Relative corpus paths are relative to the working directory: recipes are run
@@ -437,9 +423,38 @@ class Config:
         with atomic_write(path, "w", encoding="utf-8") as file:
             yaml.safe_dump(self.to_dict(), file, sort_keys=False, allow_unicode=True)
 
-    def replace(self, **sections: Any) -> Config:
+    def replace(self, **sections: Any) -> YamlConfig:
         """Returns a copy with whole sections or top-level fields replaced."""
         return dataclasses.replace(self, **sections).validate()
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(YamlConfig):
+    """A complete experiment: data, tokenizers, model and training.
+
+    Attributes:
+        name: Experiment name (used for run and export directories).
+        seed: Seed of weight initialisation and data order.
+        data: Corpus and batching.
+        tokenizer: SentencePiece settings.
+        model: Model family and sizes.
+        training: Optimisation and callbacks.
+    """
+
+    name: str = "nmt"
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def validate(self) -> Config:
+        """Validates every section and returns self."""
+        self.data.validate("data")
+        self.tokenizer.validate("tokenizer")
+        self.model.validate("model")
+        self.training.validate("training")
+        return self
 
 
 def _one_line(error: Exception) -> str:
@@ -509,6 +524,13 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
         return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
+    if hint is str and isinstance(value, datetime.date):
+        # YAML reads an unquoted 2011-11-01 as a date; where text is expected, it is its text.
+        return (
+            value.isoformat(sep=" ", timespec="minutes")
+            if isinstance(value, datetime.datetime)
+            else value.isoformat()
+        )
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
