@@ -9,10 +9,19 @@ and messages, so the same client and SavedModel work against both:
     with Client("127.0.0.1:8500", "nmt") as client:
         print(client.translate(["Tengo hambre."])[0].text)
 
+A recommender (`nmt_keras.serving.signatures`'s recommendation contract) is served the same
+way; `Client.recommend` takes `History`s and returns `Recommendation`s.
+
 Importing this package imports TensorFlow (the serving protos depend on it).
 """
 
-from nmt_keras.serving.client import Client, ServingError, Translation
+from nmt_keras.serving.client import (
+    Client,
+    History,
+    Recommendation,
+    ServingError,
+    Translation,
+)
 from nmt_keras.serving.errors import RequestError, ServerError
 from nmt_keras.serving.model_manager import ModelManager
 from nmt_keras.serving.predict import RequestLimits
@@ -21,7 +30,9 @@ from nmt_keras.serving.server import AUTO_PORT, RunningServer, ServerOptions, se
 __all__ = [
     "AUTO_PORT",
     "Client",
+    "History",
     "ModelManager",
+    "Recommendation",
     "RequestError",
     "RequestLimits",
     "RunningServer",

@@ -3,10 +3,12 @@
 TF Serving replays these `PredictionLog` records when it loads a version, before it
 routes traffic to it, so the first real request does not pay for graph initialization.
 The file is a TFRecord of at most 1000 `PredictionLog`s; like the real server, any
-failing record fails the load of the version. This module writes the file (for the
-exporter), reads it, and replays it (`run_warmup`) through the server's own Predict on
-a session bundle: the local server does so when it loads a version, and the exporter
-and `nmt-keras audit` do so before they call a version servable.
+failing record fails the load of the version. This module makes the records for either
+serving contract (`make_warmup_requests` for translation, `make_history_warmup_requests`
+for recommendation), writes the file (for the exporters), reads it, and replays it
+(`run_warmup`) through the server's own Predict on a session bundle: the local server
+does so when it loads a version, and the exporter and `nmt-keras audit` do so before
+they call a version servable.
 """
 
 from __future__ import annotations
@@ -16,11 +18,21 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from nmt_keras.serving.predict import RequestLimits, run_predict
 from nmt_keras.serving.servable import Servable
-from nmt_keras.serving.signatures import ALIGN, SERVING_DEFAULT, TEXT_DTYPE, TEXT_INPUT
+from nmt_keras.serving.signatures import (
+    ALIGN,
+    EXPLAIN,
+    HISTORY_INPUTS,
+    SERVING_DEFAULT,
+    TEXT_DTYPE,
+    TEXT_INPUT,
+    History,
+    pad_histories,
+)
 from nmt_keras.serving.tensors import from_ndarray
 
 WARMUP_DIR = "assets.extra"
@@ -32,6 +44,22 @@ MAX_WARMUP_RECORDS = 1000
 DEFAULT_WARMUP_BATCHES: tuple[tuple[str, ...], ...] = (
     ("Hello world.",),
     ("A short sentence.", "", "A somewhat longer sentence, to warm up longer inputs too."),
+)
+
+#: Histories replayed by default: one event, and a padded batch with a cancellation and a
+#: customer without events.
+DEFAULT_WARMUP_HISTORIES: tuple[tuple[History, ...], ...] = (
+    (History(["85123A"], [1291191960], [6.0], [2.55]),),
+    (
+        History(
+            ["85123A", "71053", "84406B", "71053"],
+            [1291191960, 1291191960, 1291195560, 1291280000],
+            [6.0, 6.0, 8.0, -6.0],
+            [2.55, 3.39, 2.75, 3.39],
+        ),
+        History([], [], [], []),
+        History(["22633", "22632"], [1291192000, 1291192000], [6.0, 6.0], [1.85, 1.85]),
+    ),
 )
 
 
@@ -60,25 +88,65 @@ def make_warmup_requests(
     Raises:
         ValueError: If a batch is empty or there would be more than 1000 records.
     """
-    logs = []
+    inputs = []
     for batch in batches:
         batch = list(batch)
         if not batch:
             raise ValueError("Expected non-empty warmup batches. Received: an empty batch")
-        tensor = from_ndarray(np.array([s.encode("utf-8") for s in batch], object), TEXT_DTYPE)
+        text = np.array([s.encode("utf-8") for s in batch], object)
+        inputs.append({TEXT_INPUT: from_ndarray(text, TEXT_DTYPE)})
+    return _prediction_logs(inputs, signature_names)
+
+
+def make_history_warmup_requests(
+    batches: Iterable[Sequence[History]] = DEFAULT_WARMUP_HISTORIES,
+    signature_names: Sequence[str] = (SERVING_DEFAULT, EXPLAIN),
+) -> list[prediction_log_pb2.PredictionLog]:
+    """One `PredictionLog` per batch of histories and recommendation signature.
+
+    Args:
+        batches: Each a non-empty list of `History`s, padded into the recommendation inputs
+            as the client pads them (`signatures.pad_histories`).
+        signature_names: The signatures to warm up; leave out `explain` for a model
+            without attention.
+
+    Returns:
+        `PredictionLog`s whose `predict_log.request` is a `PredictRequest`.
+
+    Raises:
+        ValueError: If a batch is empty or there would be more than 1000 records.
+    """
+    inputs = []
+    for batch in batches:
+        batch = list(batch)
+        if not batch:
+            raise ValueError("Expected non-empty warmup batches. Received: an empty batch")
+        arrays = pad_histories(batch)
+        inputs.append(
+            {name: from_ndarray(arrays[name], dtype) for name, dtype in HISTORY_INPUTS.items()}
+        )
+    return _prediction_logs(inputs, signature_names)
+
+
+def _prediction_logs(
+    inputs: Sequence[dict[str, tensor_pb2.TensorProto]], signature_names: Sequence[str]
+) -> list[prediction_log_pb2.PredictionLog]:
+    """One `PredictionLog` per request inputs and signature, at most `MAX_WARMUP_RECORDS`."""
+    count = len(inputs) * len(signature_names)
+    if count > MAX_WARMUP_RECORDS:
+        raise ValueError(f"Expected at most {MAX_WARMUP_RECORDS} warmup records. Received: {count}")
+    logs = []
+    for tensors in inputs:
         for signature_name in signature_names:
             request = predict_pb2.PredictRequest()
             request.model_spec.signature_name = signature_name
-            request.inputs[TEXT_INPUT].CopyFrom(tensor)
+            for name, tensor in tensors.items():
+                request.inputs[name].CopyFrom(tensor)
             logs.append(
                 prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request)
                 )
             )
-    if len(logs) > MAX_WARMUP_RECORDS:
-        raise ValueError(
-            f"Expected at most {MAX_WARMUP_RECORDS} warmup records. Received: {len(logs)}"
-        )
     return logs
 
 

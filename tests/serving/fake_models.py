@@ -3,6 +3,11 @@
 `serving_default`: text string[None] -> upper (string), score (float), length (int32),
 text_bytes (string, sent as b64 over REST). `add`: x, y float[None] -> sum.
 `slow`: text string[None], seconds float[] -> upper, after busy-waiting `seconds`.
+
+`FakeRecommender` follows the recommendation contract (`serving_default` and `explain`):
+products are the last `RECOMMEND_K` distinct items, newest first, then `FALLBACK_PRODUCTS`;
+scores are the history's spend (sum of quantity * price) minus the slot; attention is
+uniform over the real events.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from nmt_keras.serving.signatures import EXPLAIN, HISTORY_INPUTS, SERVING_DEFAULT
 from nmt_keras.serving.warmup import write_warmup_requests
 
 
@@ -124,3 +130,56 @@ def rename_op(saved_model_dir: str, old: str, new: str) -> None:
                     node.op = new
     with open(path, "wb") as file:
         file.write(saved_model.SerializeToString())
+
+
+RECOMMEND_K = 3
+FALLBACK_PRODUCTS = ("POPULAR-1", "POPULAR-2", "POPULAR-3")
+HISTORY_SPECS = [
+    tf.TensorSpec([None, None], tf.as_dtype(dtype), name=name)
+    for name, dtype in HISTORY_INPUTS.items()
+]
+
+
+class FakeRecommender(tf.Module):
+    """A recommender of the last distinct items bought, in graph ops only."""
+
+    def _recommend(self, items, timestamps, quantities, prices):
+        del timestamps  # only its dtype is checked (by the server)
+        width = tf.shape(items)[1]
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(items, ""), tf.int32), axis=1)
+        newest_first = tf.reverse_sequence(items, lengths, seq_axis=1, batch_axis=0)
+        positions = tf.range(width)
+        newer = positions[None, :] < positions[:, None]  # [j, i]: i is newer than j
+        same = tf.equal(newest_first[:, :, None], newest_first[:, None, :])
+        repeated = tf.reduce_any(same & newer[None], axis=2)
+        first = tf.sequence_mask(lengths, width) & ~repeated  # newest event of each item
+        rank = tf.cumsum(tf.cast(first, tf.int32), axis=1) - 1
+        slots = tf.range(RECOMMEND_K)
+        chosen = first[:, :, None] & tf.equal(rank[:, :, None], slots[None, None, :])
+        picked = tf.strings.reduce_join(tf.where(chosen, newest_first[:, :, None], ""), axis=1)
+        products = tf.where(tf.equal(picked, ""), tf.constant(FALLBACK_PRODUCTS)[None], picked)
+        spend = tf.reduce_sum(quantities * prices, axis=1)
+        scores = spend[:, None] - tf.cast(slots, tf.float32)[None]
+        real = tf.cast(tf.sequence_mask(lengths, width), tf.float32)
+        weights = real / tf.maximum(tf.cast(lengths, tf.float32), 1.0)[:, None]
+        attention = tf.tile(weights[:, None, :], [1, RECOMMEND_K, 1])
+        return {"products": products, "scores": scores, "attention": attention}
+
+    @tf.function(input_signature=HISTORY_SPECS)
+    def serve(self, items, timestamps, quantities, prices):
+        outputs = self._recommend(items, timestamps, quantities, prices)
+        return {"products": outputs["products"], "scores": outputs["scores"]}
+
+    @tf.function(input_signature=HISTORY_SPECS)
+    def explain(self, items, timestamps, quantities, prices):
+        return self._recommend(items, timestamps, quantities, prices)
+
+
+def save_fake_recommender(path: str, explain: bool = True) -> str:
+    """Saves a `FakeRecommender` SavedModel at `path` (with `explain` if asked); returns it."""
+    model = FakeRecommender()
+    signatures = {SERVING_DEFAULT: model.serve}
+    if explain:
+        signatures[EXPLAIN] = model.explain
+    tf.saved_model.save(model, path, signatures=signatures)
+    return path
