@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from tensorflow_serving.apis import prediction_log_pb2
+
 from nmt_keras.decoding import GREEDY, DecodingOptions
 from nmt_keras.export import audit, versions
 from nmt_keras.export.module import ServingModule
+from nmt_keras.export.session_loadable import SessionLoadableModule
 from nmt_keras.run import TrainedRun
 from nmt_keras.serving import warmup
 from nmt_keras.translator import Translator
@@ -57,10 +60,39 @@ def export_translator(
         >>> translator = Translator(model, source_tokenizer, target_tokenizer)
         >>> version_dir = export_translator(translator, "saved_models/mine")  # .../mine/1
     """
-    model_base_path = os.fspath(model_base_path)
-    version = versions.resolve_version(model_base_path, version)
     module = ServingModule(translator, asset_files=[os.fspath(path) for path in asset_files])
     requests = warmup.make_warmup_requests(warmup_batches, module.signature_names)
+    return publish_version(module, model_base_path, version, requests)
+
+
+def publish_version(
+    module: SessionLoadableModule,
+    model_base_path: str | os.PathLike,
+    version: int | None,
+    requests: Sequence[prediction_log_pb2.PredictionLog],
+) -> str:
+    """Saves, warms up, audits and publishes a serving module as a new version.
+
+    The steps every export takes, whatever the model: the module's `save(path)` writes
+    the SavedModel into a hidden staging directory, the warmup `requests` go to
+    `assets.extra/`, `audit.assert_servable` loads it through the C++ session loader and
+    replays them, and only then is the directory renamed to its version number.
+
+    Args:
+        module: A module with a `save(path)` method writing its SavedModel.
+        model_base_path: The model's directory; created if missing.
+        version: The version number; None for one more than the highest existing one.
+        requests: The warmup records.
+
+    Returns:
+        The path of the new version directory.
+
+    Raises:
+        ValueError: If `version` is not positive or already exists.
+        audit.AuditError: If the SavedModel is not servable.
+    """
+    model_base_path = os.fspath(model_base_path)
+    version = versions.resolve_version(model_base_path, version)
     with versions.staged_version(model_base_path, version) as staging:
         module.save(staging)
         warmup.write_warmup_requests(staging, requests)
