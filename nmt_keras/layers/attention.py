@@ -1,6 +1,7 @@
 """Base class for attention over a source memory: masking, softmax and the context."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # Scores are masked after the cast to float32, so one large negative value serves every
@@ -180,7 +181,8 @@ class Attention(keras.layers.Layer):
         allowed, prior = self._window(query, value, mask, positions)
         if allowed is not None:
             scores = ops.where(allowed, scores, _MASK_VALUE)
-        weights = ops.softmax(scores, axis=-1)
+        # keras.ops.softmax warns on a single source position (a one-event history); same op.
+        weights = tf.nn.softmax(scores, axis=-1)
         if allowed is not None:
             # No-op where a row allows a real token; a row that allows none would otherwise
             # get a uniform distribution over padding.
