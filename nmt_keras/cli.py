@@ -1,5 +1,7 @@
 """The `nmt-keras` command line: train, translate, evaluate, plot, export, audit, serve, client.
 
+The next-purchase application adds `nmt-keras behaviour train|export|explain`.
+
 A user mistake (bad config key, missing file, malformed corpus, incomplete run) prints
 one line naming the culprit and exits with status 2; TensorFlow is imported only once a
 command runs, so `--help` is instant.
@@ -12,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from nmt_keras.behaviour import cli as behaviour_cli
 from nmt_keras.config import STRATEGIES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -418,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=0.0, help="seconds to wait for a starting server"
     )
     client.set_defaults(handler=_client)
+    behaviour_cli.add_commands(commands)
     return parser
 
 
@@ -441,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.decoding = _decoding_options(args)
         return args.handler(args) or 0
     except (
+        *behaviour_cli.user_errors(),
         AuditError,
         ConfigError,
         CorpusError,
