@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.behaviour.retail_data import write_transactions
 
 SCRIPT = os.path.join(
@@ -14,6 +16,7 @@ SCRIPT = os.path.join(
 )
 
 
+@pytest.mark.slow
 def test_runs_the_families_and_writes_json(tmp_path):
     transactions = write_transactions(tmp_path / "retail.csv.gz")
     out = tmp_path / "behaviour.json"
