@@ -45,6 +45,7 @@ def _attention_figure(
     source_tokens: Sequence[str],
     target_tokens: Sequence[str],
     title: str | None,
+    axis_labels: tuple[str, str] = ("source", "target"),
 ) -> matplotlib.figure.Figure:
     """A labelled heatmap of `(tgt_len, src_len)` weights; the caller closes it."""
     weights = np.asarray(weights, dtype=np.float32)
@@ -60,8 +61,8 @@ def _attention_figure(
     image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90)
     axes.set_yticks(range(len(target_tokens)), labels=target_tokens)
-    axes.set_xlabel("source")
-    axes.set_ylabel("target")
+    axes.set_xlabel(axis_labels[0])
+    axes.set_ylabel(axis_labels[1])
     if title:
         axes.set_title(title)
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
@@ -76,6 +77,7 @@ def plot_attention(
     target_tokens: Sequence[str],
     path: str,
     title: str | None = None,
+    axis_labels: tuple[str, str] = ("source", "target"),
 ) -> None:
     """Writes a heatmap of attention weights as a PNG, atomically.
 
@@ -85,11 +87,12 @@ def plot_attention(
         target_tokens: `tgt_len` labels of the rows.
         path: Output PNG file.
         title: Optional title (e.g. the source sentence).
+        axis_labels: The names of the columns and of the rows.
 
     Raises:
         ValueError: if the labels do not match the shape of `weights`.
     """
-    figure = _attention_figure(weights, source_tokens, target_tokens, title)
+    figure = _attention_figure(weights, source_tokens, target_tokens, title, axis_labels)
     try:
         with atomic_write(path) as file:
             figure.savefig(file, format="png")

@@ -97,6 +97,7 @@ def _explain(args: argparse.Namespace) -> None:
         products,
         args.output,
         title=f"customer {args.customer}: attention of each recommended product",
+        axis_labels=("past event (date, product, quantity)", "recommended product"),
     )
     for product, score in zip(products, scores, strict=True):
         print(f"{product}\t{score:.4f}")
