@@ -4,11 +4,14 @@ import doctest
 
 import pytest
 
-from nmt_keras import layers, models
+from nmt_keras import behaviour, layers, models
 
 DOCUMENTED = [getattr(layers, name) for name in layers.__all__] + [
     models.Seq2Seq,
     models.Transformer,
+    behaviour.EventFeaturizer,
+    behaviour.EventEmbedding,
+    behaviour.NextPurchaseModel,
 ]
 
 

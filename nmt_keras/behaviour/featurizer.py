@@ -69,6 +69,7 @@ class EventFeaturizer(tf.Module):
         ValueError: If the vocabulary is empty or has an empty or repeated code.
 
     Example:
+        >>> from nmt_keras.behaviour import EventFeaturizer
         >>> featurizer = EventFeaturizer(["85123A", "71053"])
         >>> features = featurizer(
         ...     items=[["71053", "85123A", "99999", ""]],
