@@ -72,7 +72,8 @@ def _explain(args: argparse.Namespace) -> None:
             recommendation.attention,
         )
     else:
-        from nmt_keras.behaviour.run import RunError, load_recommender
+        from nmt_keras.behaviour.run import load_recommender
+        from nmt_keras.run import RunError
 
         _, recommender = load_recommender(args.run)
         if not recommender.explains:
@@ -141,8 +142,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """The exceptions that are a user's mistake: one line and exit status 2."""
+    """The exceptions, besides the translation commands' ones, that are a user's mistake."""
     from nmt_keras.behaviour.events import BehaviourDataError
-    from nmt_keras.behaviour.run import RunError
 
-    return (BehaviourDataError, RunError)
+    return (BehaviourDataError,)

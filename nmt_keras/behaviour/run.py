@@ -15,15 +15,12 @@ from nmt_keras.behaviour.featurizer import FEATURE_NAMES, EventFeaturizer
 from nmt_keras.behaviour.model import NextPurchaseModel
 from nmt_keras.behaviour.recommender import Recommender
 from nmt_keras.config import ConfigError
+from nmt_keras.run import RunError
 
 CONFIG_FILE = "config.yaml"
 VOCABULARY_FILE = "vocabulary.txt"
 WEIGHTS_FILE = "model.weights.h5"
 METRICS_FILE = "metrics.json"
-
-
-class RunError(ValueError):
-    """A run directory is missing a file or holds a baseline where a model is needed."""
 
 
 @dataclasses.dataclass(frozen=True)
