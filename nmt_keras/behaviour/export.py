@@ -48,11 +48,8 @@ class RecommenderServingModule(SessionLoadableModule):
     keras_attributes = ("recommender",)
 
     def __init__(self, recommender: Recommender, asset_files: Sequence[str] = ()):
-        super().__init__(name="nmt_keras_recommender")
+        super().__init__(name="nmt_keras_recommender", asset_files=asset_files)
         self.recommender = recommender
-        self.asset_files = {
-            os.path.basename(path): tf.saved_model.Asset(path) for path in asset_files
-        }
 
     @property
     def signature_names(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from nmt_keras.behaviour.baselines import PopularityRecommender, RepeatBasketRec
 from nmt_keras.behaviour.config import BehaviourConfig
 from nmt_keras.behaviour.events import BehaviourDataError, read_transactions
 from nmt_keras.behaviour.examples import HistoryExamples, item_counts, parse_date, time_split
+from nmt_keras.behaviour.export import HISTORY_SPECS
 from nmt_keras.behaviour.families import BASELINES
 from nmt_keras.behaviour.featurizer import FEATURE_NAMES, PAD_ID, EventFeaturizer
 from nmt_keras.behaviour.model import basket_softmax_loss
@@ -113,13 +114,7 @@ def training_dataset(
 
 def rank(recommender: Recommender, examples: HistoryExamples) -> list[list[str]]:
     """The recommender's top-k codes for every example, in batches."""
-    spec = [
-        tf.TensorSpec([None, None], tf.string),
-        tf.TensorSpec([None, None], tf.int64),
-        tf.TensorSpec([None, None], tf.float32),
-        tf.TensorSpec([None, None], tf.float32),
-    ]
-    recommend = tf.function(recommender.recommend, input_signature=spec)
+    recommend = tf.function(recommender.recommend, input_signature=HISTORY_SPECS)
     ranked = []
     for start in range(0, len(examples), EVALUATION_BATCH):
         rows = slice(start, start + EVALUATION_BATCH)
@@ -201,14 +196,15 @@ def train_behaviour(
     data = config.data
     invoices, report = read_transactions(data.transactions)
     log(report.summary())
-    train, test = time_split(invoices, parse_date(data.cutoff), data.history_length)
+    cutoff = parse_date(data.cutoff)
+    train, test = time_split(invoices, cutoff, data.history_length)
     log(f"time split at {data.cutoff}: {len(train):,} training and {len(test):,} test invoices")
     if not len(train) or not len(test):
         raise BehaviourDataError(
             f"{data.transactions}: expected purchase invoices on both sides of data.cutoff. "
             f"Received: {len(train)} before and {len(test)} from {data.cutoff}"
         )
-    counts = item_counts(invoices, before=parse_date(data.cutoff))
+    counts = item_counts(invoices, before=cutoff)
     k = config.training.top_k
     metrics = {"family": config.model.family, "data": report.summary()}
     family = config.model.family

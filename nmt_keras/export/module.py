@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -54,11 +53,8 @@ class ServingModule(SessionLoadableModule):
     keras_attributes = ("translator",)
 
     def __init__(self, translator: Translator, asset_files: Sequence[str] = ()):
-        super().__init__(name="nmt_keras_serving")
+        super().__init__(name="nmt_keras_serving", asset_files=asset_files)
         self.translator = translator
-        self.asset_files = {
-            os.path.basename(path): tf.saved_model.Asset(path) for path in asset_files
-        }
 
     @tf.function(input_signature=[TEXT_SPEC])
     def serve(self, text):

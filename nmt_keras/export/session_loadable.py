@@ -14,6 +14,8 @@ Keras's own `ExportArchive` does.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -42,6 +44,19 @@ class SessionLoadableModule(tf.Module):
 
     #: Attributes reaching Keras models, left out of the SavedModel's object graph.
     keras_attributes: tuple[str, ...] = ()
+
+    def __init__(self, name: str | None = None, asset_files: Sequence[str] = ()):
+        """Creates the module.
+
+        Args:
+            name: The module's name.
+            asset_files: Files copied into the SavedModel's `assets/` (configs, tokenizer
+                models, vocabularies), for the record.
+        """
+        super().__init__(name=name)
+        self.asset_files = {
+            os.path.basename(path): tf.saved_model.Asset(path) for path in asset_files
+        }
 
     def saved_children(self) -> dict[str, Any]:
         """Trackables the SavedModel holds besides the captured variables (default: none)."""
