@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from nmt_keras.layers.attention import Attention
+from nmt_keras.layers.positionwise import positionwise_dense
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
@@ -91,7 +92,7 @@ class BahdanauAttention(Attention):
 
     def _score(self, query, key):
         # (batch, tgt_len, dim_q) -> (batch, tgt_len, units)
-        processed_query = self.query_dense(query)
+        processed_query = positionwise_dense(self.query_dense, query)
         attention_v = self.attention_v
         if self.normalize:
             # The bias is the same for every (i, j), so it is added before the broadcast.

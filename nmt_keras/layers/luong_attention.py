@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from nmt_keras.layers.attention import Attention
+from nmt_keras.layers.positionwise import positionwise_dense
 
 _SCORE_MODES = ("dot", "general", "concat")
 _WINDOW_MODES = ("global", "local-m", "local-p")
@@ -182,7 +183,9 @@ class LuongAttention(Attention):
     def _score(self, query, key):
         if self.score_mode == "concat":
             # (batch, tgt_len, dim_q) -> (batch, tgt_len, units)
-            scores = self._additive_score(self.query_dense(query), key, self.attention_v)
+            scores = self._additive_score(
+                positionwise_dense(self.query_dense, query), key, self.attention_v
+            )
         else:
             # (batch, tgt_len, dim_q) x (batch, src_len, dim_q) -> (batch, tgt_len, src_len)
             scores = ops.einsum("btd,bsd->bts", query, key)
@@ -222,7 +225,9 @@ class LuongAttention(Attention):
     def _predicted_alignment(self, query):
         """sigmoid(v_p^T tanh(W_p h_t)) of eq. 9, float32 `(batch, tgt_len)`."""
         # (batch, tgt_len, dim_q) . (dim_q,) -> (batch, tgt_len)
-        logits = ops.einsum("btd,d->bt", ops.tanh(self.position_dense(query)), self.position_v)
+        logits = ops.einsum(
+            "btd,d->bt", ops.tanh(positionwise_dense(self.position_dense, query)), self.position_v
+        )
         return ops.sigmoid(ops.cast(logits, "float32"))
 
     def get_config(self):

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from nmt_keras.layers.luong_attention import LuongAttention
+from nmt_keras.layers.positionwise import positionwise_dense
 from nmt_keras.layers.rnn_decoder import RNNDecoder
 
 
@@ -134,7 +135,9 @@ class LuongDecoder(RNNDecoder):
             return_attention_scores=True,
             hard=hard_attention,
         )
-        attentional = self.attentional(ops.concatenate([context, outputs], axis=-1))
+        attentional = positionwise_dense(
+            self.attentional, ops.concatenate([context, outputs], axis=-1)
+        )
         return attentional, weights
 
     def _recur(self, embedded, state: dict, memory: dict, training=None, hard_attention=False):

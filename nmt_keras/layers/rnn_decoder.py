@@ -221,6 +221,7 @@ class RNNDecoder(keras.layers.Layer):
             lambda time, *_: time < tgt_len,
             body,
             (tf.constant(0), state, recurrent_array, attention_array),
+            maximum_iterations=tgt_len,  # XLA (`jit_compile`) needs the gradient's bound.
         )
         # (tgt_len, batch, recurrent_dim) -> (batch, tgt_len, recurrent_dim)
         recurrent = tf.transpose(recurrent_array.stack(), (1, 0, 2))
