@@ -30,6 +30,7 @@ def make_dataset(
     shuffle: bool,
     seed: int = 0,
     bucket_width: int = DEFAULT_BUCKET_WIDTH,
+    pad_to_bucket: bool = False,
 ) -> tf.data.Dataset:
     """Batches sentence pairs held in memory for `keras.Model.fit` (see `batch_pairs`).
 
@@ -43,6 +44,8 @@ def make_dataset(
         shuffle: Whether to shuffle all the pairs (reshuffled every epoch).
         seed: Shuffle seed; the batches come in the same order for the same seed.
         bucket_width: Width of the length buckets, in tokens.
+        pad_to_bucket: Pad both sides of every batch to its bucket's longest length, so
+            that batches take one of a few shapes (for XLA, see `batch_pairs`).
 
     Returns:
         The batched, prefetched dataset of one pass over `corpus`.
@@ -63,6 +66,7 @@ def make_dataset(
         shuffle_buffer=len(corpus) if shuffle else None,
         seed=seed,
         bucket_width=bucket_width,
+        pad_to_bucket=pad_to_bucket,
     )
 
 
@@ -77,6 +81,7 @@ def stream_dataset(
     shuffle_buffer: int,
     seed: int = 0,
     bucket_width: int = DEFAULT_BUCKET_WIDTH,
+    pad_to_bucket: bool = False,
     max_pairs: int | None = None,
     repeat: bool = False,
 ) -> tf.data.Dataset:
@@ -101,6 +106,8 @@ def stream_dataset(
             whole every pass.
         seed: Seed of the shard order and the shuffle.
         bucket_width: Width of the length buckets, in tokens.
+        pad_to_bucket: Pad both sides of every batch to its bucket's longest length, so
+            that batches take one of a few shapes (for XLA, see `batch_pairs`).
         max_pairs: Train on a fixed random subset of this many pairs (kept in memory,
             reshuffled every pass), None for the whole stream.
         repeat: Repeat the passes forever (bound each epoch with `steps_per_epoch`)
@@ -131,6 +138,7 @@ def stream_dataset(
         shuffle_buffer=shuffle_buffer,
         seed=seed,
         bucket_width=bucket_width,
+        pad_to_bucket=pad_to_bucket,
     )
     return dataset.repeat() if repeat else dataset
 
@@ -146,6 +154,7 @@ def batch_pairs(
     shuffle_buffer: int | None,
     seed: int = 0,
     bucket_width: int = DEFAULT_BUCKET_WIDTH,
+    pad_to_bucket: bool = False,
 ) -> tf.data.Dataset:
     """Turns `(source, target)` string pairs into padded, length-bucketed batches.
 
@@ -154,7 +163,10 @@ def batch_pairs(
     or longer than `max_length` tokens. For a target `<s> y </s>` the decoder input is
     `<s> y` and the labels are `y </s>`. Pairs are grouped by
     `max(source_len, target_len)` into buckets `bucket_width` tokens wide and padded with
-    `PAD_ID` to the longest sequence of their batch.
+    `PAD_ID` to the longest sequence of their batch, or with `pad_to_bucket` to the longest
+    length of their bucket: then both sides of a batch have that one length, so the
+    batches come in at most `max_length // bucket_width + 1` lengths, and XLA
+    (`jit_compile`), which compiles a program per shape, compiles each once.
 
     Each element is `(inputs, labels)`:
         inputs["source"]: int32 `(batch, src_len)`.
@@ -174,6 +186,8 @@ def batch_pairs(
             the order.
         seed: Shuffle seed; the batches come in the same order for the same seed.
         bucket_width: Width of the length buckets, in tokens.
+        pad_to_bucket: Pad both sides of every batch to its bucket's longest length, so
+            that batches take one of a few shapes (for XLA, see `batch_pairs`).
 
     Returns:
         The batched, prefetched dataset.
@@ -218,6 +232,9 @@ def batch_pairs(
     dataset = dataset.unbatch().map(_shift_target, num_parallel_calls=tf.data.AUTOTUNE)
 
     boundaries = list(range(bucket_width + 1, max_length + 1, bucket_width))
+    if pad_to_bucket and boundaries[-1:] != [max_length + 1]:
+        # The last bucket must be bounded too: it pads to max_length.
+        boundaries.append(max_length + 1)
     if batch_size is not None:
         bucket_batch_sizes = [batch_size] * (len(boundaries) + 1)
     else:
@@ -229,6 +246,7 @@ def batch_pairs(
         bucket_boundaries=boundaries,
         bucket_batch_sizes=bucket_batch_sizes,
         padding_values=({"source": pad, "target": pad}, pad),
+        pad_to_bucket_boundary=pad_to_bucket,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -397,7 +397,10 @@ def _fit(
     source_tokenizer, target_tokenizer = tokenizers
     data = config.data
     batching = dict(
-        batch_size=data.batch_size, max_tokens=data.max_tokens, max_length=data.max_length
+        batch_size=data.batch_size,
+        max_tokens=data.max_tokens,
+        max_length=data.max_length,
+        pad_to_bucket=config.training.jit_compile,
     )
     train_data = stream_dataset(
         data.train,
@@ -424,6 +427,7 @@ def _fit(
             ),
             loss=MaskedCrossEntropy(PAD_ID, config.training.label_smoothing),
             metrics=[MaskedAccuracy(PAD_ID)],
+            jit_compile=config.training.jit_compile,
         )
     translator = Translator(
         model,

@@ -83,6 +83,37 @@ def test_max_length_filters_long_pairs(corpus, tokenizer):
     assert 0 < count == expected < len(corpus)
 
 
+@pytest.mark.parametrize("batching", [{"batch_size": 8}, {"max_tokens": 100}])
+def test_pad_to_bucket_gives_each_bucket_one_length(corpus, tokenizer, batching):
+    max_length, width = 15, 4
+    dataset = make_dataset(
+        corpus,
+        tokenizer,
+        tokenizer,
+        max_length=max_length,
+        shuffle=True,
+        bucket_width=width,
+        pad_to_bucket=True,
+        **batching,
+    )
+    unpadded = make_dataset(
+        corpus, tokenizer, tokenizer, max_length=max_length, shuffle=True, **batching
+    )
+    lengths, pairs = set(), 0
+    for source, target, labels in batches(dataset):
+        assert source.shape[1] == target.shape[1] == labels.shape[1]
+        longest = max(int((source != PAD_ID).sum(1).max()), int((target != PAD_ID).sum(1).max()))
+        # The bucket [length - width + 1, length] holds the batch's longest side.
+        assert source.shape[1] in (*range(width, max_length, width), max_length)
+        assert source.shape[1] - width < longest <= source.shape[1]
+        if "max_tokens" in batching:
+            assert source.size <= batching["max_tokens"]
+        lengths.add(source.shape[1])
+        pairs += source.shape[0]
+    assert pairs == sum(source.shape[0] for source, _, _ in batches(unpadded))
+    assert 1 < len(lengths) <= max_length // width + 1
+
+
 def test_token_budget(corpus, tokenizer):
     dataset = make_dataset(
         corpus, tokenizer, tokenizer, max_tokens=100, max_length=64, shuffle=True

@@ -429,3 +429,38 @@ def test_validation_bleu_decodes_a_random_sample_in_corpus_order(tmp_path):
     chosen = [valid.sources.index(source) for source in bleu.sources]
     assert len(chosen) == 10 and chosen == sorted(chosen) and chosen != list(range(10))
     assert bleu.references == [valid.targets[index] for index in chosen]
+
+
+@pytest.mark.slow  # XLA compiles a program per bucket length: about a minute.
+def test_jit_compile_trains_under_xla_on_bucket_length_batches(toy_corpus, tmp_path, monkeypatch):
+    import keras
+
+    source, target = toy_corpus
+    run_dir = tmp_path / "run"
+    seen = {}
+    original_stream, original_callbacks = trainer.stream_dataset, trainer._callbacks
+
+    def stream_dataset(*args, **kwargs):
+        seen["pad_to_bucket"] = kwargs["pad_to_bucket"]
+        return original_stream(*args, **kwargs)
+
+    class RecordJitCompile(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["jit_compile"] = self.model.jit_compile
+
+    monkeypatch.setattr(trainer, "stream_dataset", stream_dataset)
+    monkeypatch.setattr(
+        trainer, "_callbacks", lambda *args: original_callbacks(*args) + [RecordJitCompile()]
+    )
+    overrides = ("training.jit_compile=true", "training.epochs=2", "training.steps_per_epoch=6")
+    assert main(tiny_train_args(source, target, run_dir, *overrides)) == 0
+    assert seen == {"pad_to_bucket": True, "jit_compile": True}
+    with open(run_dir / "history.csv", encoding="utf-8") as file:
+        losses = [float(row["loss"]) for row in csv.DictReader(file)]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    output = tmp_path / "output"
+    assert (
+        main(["translate", "--run", str(run_dir), "--input", str(source), "--output", str(output)])
+        == 0
+    )
+    assert len(output.read_text(encoding="utf-8").splitlines()) == len(TOY_PAIRS)
