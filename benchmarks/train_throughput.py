@@ -25,9 +25,13 @@ the tutorial its own (`optimizer="adam"`, no dropout).
 
 How: the first `--warmup + --steps` batches of each pipeline are cached in memory (their
 pair and token counts are taken then), so every run trains on identical batches and the
-input pipeline is out of the measurement. Each run is one `model.fit` over those batches;
-a callback stamps the end of every step, the first `--warmup` steps (tracing, retracing
-for new shapes) are discarded and the next `--steps` are timed. Runs are interleaved
+input pipeline is out of the measurement. Every model first makes one untimed pass over
+them, which traces each batch shape (and under XLA compiles it): the table's "first pass"
+column. Each run is then one `model.fit` over those batches; a callback stamps the end of
+every step, the first `--warmup` steps are discarded and the next `--steps` are timed.
+With `--jit-compile`, every family also runs under XLA as `<family>-xla`, compiled as
+`training.jit_compile: true` compiles it and on the batches it trains on there: the same
+pairs, each batch padded to its length bucket's longest length. Runs are interleaved
 (tutorial, luong, bahdanau, ..., tutorial, luong, ...) `--repeats` times, so background
 load hits every model alike; the table shows medians over repeats, and the ratios are the
 medians of the per-repeat ratios to the tutorial run of the same repeat. Because every
@@ -35,6 +39,9 @@ repeat trains on the same batches, the "floor" columns add up each timed step at
 fastest repeat: background load only adds time, so on a shared machine the floor is the
 least disturbed estimate (it approaches the median on a quiet one). The CPU columns divide
 by this process's CPU time instead of wall time, which other processes hardly change.
+A second table splits the timed steps by the padded target length of their batch (the
+cost's growth with sentence length; the tutorial's batches are not length-bucketed, so
+they are padded to their longest sentence and fall in the long bands).
 
     python benchmarks/train_throughput.py --src de --tgt en --json train_throughput.json
 """
@@ -72,12 +79,21 @@ from script_tools import log  # noqa: E402
 DEFAULT_DATA = os.path.join(REPO_ROOT, "..", "shared", "data", "multi30k")
 FAMILIES = ("luong", "bahdanau", "seq2seq")
 BASELINE = "tutorial"
+XLA_SUFFIX = "-xla"
+LENGTH_BANDS = ((1, 8), (9, 16), (17, 24), (25, None))
 DESCRIPTIONS = {
     BASELINE: "TF tutorial NMT with attention (word vocab)",
     "luong": "nmt-keras luong (general, no input feeding)",
     "bahdanau": "nmt-keras bahdanau",
     "seq2seq": "nmt-keras seq2seq (fixed context)",
 }
+
+
+def describe(name: str) -> str:
+    """The table's description of a model name (`<family>-xla`: the family under XLA)."""
+    if name.endswith(XLA_SUFFIX):
+        return f"{DESCRIPTIONS[name.removesuffix(XLA_SUFFIX)]}, XLA, batches padded to bucket"
+    return DESCRIPTIONS[name]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -121,6 +137,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--learning-rate", type=float, default=training_defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="also run each family under XLA (`training.jit_compile`) as `<family>-xla`",
+    )
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--markdown", help="write the table to this markdown file")
     args = parser.parse_args(argv)
@@ -215,7 +236,9 @@ def build_tutorial(args, corpus) -> tuple[keras.Model, tf.data.Dataset, dict]:
     return model, dataset, info
 
 
-def build_nmt_keras(args, family, corpus, tokenizers) -> tuple[keras.Model, dict]:
+def build_nmt_keras(
+    args, family, corpus, tokenizers, jit_compile: bool
+) -> tuple[keras.Model, dict]:
     """An nmt-keras model of `family`, compiled with the project's loss and metric."""
     config = ModelConfig(
         type=family,
@@ -233,10 +256,12 @@ def build_nmt_keras(args, family, corpus, tokenizers) -> tuple[keras.Model, dict
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=args.clipnorm or None),
         loss=MaskedCrossEntropy(pad_id=PAD_ID, label_smoothing=args.label_smoothing),
         metrics=[MaskedAccuracy(pad_id=PAD_ID)],
+        jit_compile=jit_compile,
     )
     info = {
         "vocab": [tokenizers[0].vocab_size, tokenizers[1].vocab_size],
         "tokenizer": "SentencePiece unigram",
+        "batches_padded_to_bucket": jit_compile,
         "model_config": {
             "type": config.type,
             "score_mode": config.score_mode,
@@ -339,13 +364,83 @@ def summarise(names: list[str], runs: dict[str, list[dict]], timed: dict[str, di
     return summary
 
 
+def throughput_by_length(runs: dict[str, list[dict]], stats: dict[str, dict], warmup: int):
+    """Target tokens per second of the timed steps, by the padded target length of a batch.
+
+    Each timed step counts at its median time over the repeats; its batch falls in the
+    `LENGTH_BANDS` band of its padded target length (the longest target of the batch).
+
+    Returns:
+        Per model, a list of `{"band", "steps", "target_tokens_per_s", "pairs_per_s"}`,
+        bands without a timed batch left out.
+    """
+    by_length = {}
+    for name, model_runs in runs.items():
+        seconds = [
+            statistics.median(times)
+            for times in zip(*(run["step_seconds"][warmup:] for run in model_runs), strict=True)
+        ]
+        batches = {key: values[warmup:] for key, values in stats[name].items()}
+        rows = []
+        for low, high in LENGTH_BANDS:
+            steps = [
+                index
+                for index, length in enumerate(batches["padded_target_len"])
+                if low <= length and (high is None or length <= high)
+            ]
+            if not steps:
+                continue
+            time_spent = sum(seconds[index] for index in steps)
+            rows.append(
+                {
+                    "band": _band_name((low, high)),
+                    "steps": len(steps),
+                    "target_tokens_per_s": sum(batches["target_tokens"][i] for i in steps)
+                    / time_spent,
+                    "pairs_per_s": sum(batches["pairs"][i] for i in steps) / time_spent,
+                }
+            )
+        by_length[name] = rows
+    return by_length
+
+
+def length_table(names: list[str], results: dict) -> str:
+    """Target tokens per second by padded target length, a markdown table."""
+    seen = {row["band"] for name in names for row in _bands(results, name)}
+    bands = [band for band in map(_band_name, LENGTH_BANDS) if band in seen]
+    lines = [
+        "| model | " + " | ".join(f"tgt len {band}: tokens/s (steps)" for band in bands) + " |",
+        "|---|" + "---:|" * len(bands),
+    ]
+    for name in names:
+        rows = {row["band"]: row for row in _bands(results, name)}
+        cells = [
+            f"{rows[band]['target_tokens_per_s']:.0f} ({rows[band]['steps']})"
+            if band in rows
+            else "-"
+            for band in bands
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _band_name(band: tuple[int, int | None]) -> str:
+    low, high = band
+    return f"{low}-{high}" if high else f">={low}"
+
+
+def _bands(results: dict, name: str) -> list[dict]:
+    return results["models"][name]["by_target_length"]
+
+
 def markdown_table(names: list[str], results: dict) -> str:
     """The results as a markdown table."""
     lines = [
         "| model | vocab src/tgt | tgt tokens/pair | s/step | pairs/s | tgt tokens/s "
         "| x tutorial (pairs/s) | x tutorial (tokens/s) "
-        "| floor s/step | x tutorial floor (pairs/s) | CPU s/step | x tutorial (pairs/CPU s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| floor s/step | x tutorial floor (pairs/s) | CPU s/step | x tutorial (pairs/CPU s) "
+        "| first pass s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in names:
         model = results["models"][name]
@@ -359,7 +454,8 @@ def markdown_table(names: list[str], results: dict) -> str:
             f"| {ratios['pairs_per_s']['median']:.2f} "
             f"| {ratios['target_tokens_per_s']['median']:.2f} "
             f"| {model['floor']['s_per_step']:.3f} | {ratios['pairs_per_s']['floor']:.2f} "
-            f"| {median['cpu_s_per_step']:.3f} | {ratios['pairs_per_cpu_s']['median']:.2f} |"
+            f"| {median['cpu_s_per_step']:.3f} | {ratios['pairs_per_cpu_s']['median']:.2f} "
+            f"| {model['first_pass_seconds']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -396,22 +492,38 @@ def main(argv: list[str] | None = None) -> None:
     models, datasets, infos = {}, {}, {}
     models[BASELINE], tutorial_dataset, infos[BASELINE] = build_tutorial(args, corpus)
     datasets[BASELINE] = cache_batches(tutorial_dataset, count)
-    nmt_dataset = cache_batches(
-        make_dataset(
-            corpus,
-            *tokenizers,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            shuffle=True,
-            seed=args.seed,
-        ),
-        count,
-    )
-    for family in args.families:
-        models[family], infos[family] = build_nmt_keras(args, family, corpus, tokenizers)
-        datasets[family] = nmt_dataset
+    nmt_datasets = {}
+    for jit_compile in (False, True) if args.jit_compile else (False,):
+        # Under XLA, the batches `training.jit_compile` trains on: the same pairs, padded
+        # to their bucket's length.
+        nmt_datasets[jit_compile] = cache_batches(
+            make_dataset(
+                corpus,
+                *tokenizers,
+                batch_size=args.batch_size,
+                max_length=args.max_length,
+                shuffle=True,
+                seed=args.seed,
+                pad_to_bucket=jit_compile,
+            ),
+            count,
+        )
+        for family in args.families:
+            name = f"{family}{XLA_SUFFIX}" if jit_compile else family
+            models[name], infos[name] = build_nmt_keras(
+                args, family, corpus, tokenizers, jit_compile
+            )
+            datasets[name] = nmt_datasets[jit_compile]
 
-    names = [BASELINE, *args.families]
+    names = list(models)
+    first_pass_seconds = {}
+    for name in names:
+        # Untimed: traces every batch shape once (under XLA, compiles a program for it).
+        dataset, stats = datasets[name]
+        start = time.perf_counter()
+        models[name].fit(dataset, epochs=1, steps_per_epoch=len(stats["pairs"]), verbose=0)
+        first_pass_seconds[name] = time.perf_counter() - start
+        log(f"first pass {name}: {first_pass_seconds[name]:.1f} s")
     runs = {name: [] for name in names}
     for repeat in range(args.repeats):
         for name in names:
@@ -434,6 +546,8 @@ def main(argv: list[str] | None = None) -> None:
             "target_tokens": sum(stats["target_tokens"][args.warmup :]),
         }
     summary = summarise(names, runs, timed)
+    lengths = {name: datasets[name][1] for name in names}
+    by_length = throughput_by_length(runs, lengths, args.warmup)
     results = {
         "benchmark": "train_throughput",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -466,7 +580,7 @@ def main(argv: list[str] | None = None) -> None:
         timed = slice(args.warmup, None)
         pairs = sum(stats["pairs"][timed])
         results["models"][name] = {
-            "description": DESCRIPTIONS[name],
+            "description": describe(name),
             **infos[name],
             "params": models[name].count_params(),
             "jit_compile": bool(models[name].jit_compile),
@@ -475,10 +589,12 @@ def main(argv: list[str] | None = None) -> None:
                 "mean_padded_target_len": statistics.mean(stats["padded_target_len"][timed]),
                 "mean_padded_source_len": statistics.mean(stats["padded_source_len"][timed]),
             },
+            "first_pass_seconds": first_pass_seconds[name],
+            "by_target_length": by_length[name],
             "runs": runs[name],
             **summary[name],
         }
-    table = markdown_table(names, results)
+    table = markdown_table(names, results) + "\n\n" + length_table(names, results)
     print(table)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:

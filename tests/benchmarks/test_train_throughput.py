@@ -50,12 +50,15 @@ def test_runs_every_family_and_writes_json(tmp_path):
     result = _run(
         "--data", str(tmp_path), "--steps", "2", "--warmup", "1", "--repeats", "2",
         "--batch-size", "16", "--vocab-size", "40", "--word-vocab-size", "30",
-        "--embedding-dim", "8", "--units", "8", "--json", str(out),
+        "--embedding-dim", "8", "--units", "8", "--families", "luong,bahdanau,seq2seq",
+        "--jit-compile", "--json", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| tutorial |" in result.stdout and "| bahdanau |" in result.stdout
     results = json.loads(out.read_text())
-    assert set(results["models"]) == {"tutorial", "luong", "bahdanau", "seq2seq"}
+    families = ["luong", "bahdanau", "seq2seq"]
+    assert list(results["models"]) == ["tutorial", *families, *(f"{f}-xla" for f in families)]
+    assert "| bahdanau-xla |" in result.stdout and "tgt len 1-8" in result.stdout
     assert results["machine"]["cpu_count"] >= 1
     tutorial = results["models"]["tutorial"]
     assert tutorial["ratio_vs_tutorial"]["pairs_per_s"]["median"] == pytest.approx(1.0)
@@ -64,3 +67,9 @@ def test_runs_every_family_and_writes_json(tmp_path):
         assert model["median"]["pairs_per_s"] > 0
         assert model["median"]["target_tokens_per_s"] > model["median"]["pairs_per_s"]
         assert model["ratio_vs_tutorial"]["target_tokens_per_s"]["median"] > 0
+        assert model["first_pass_seconds"] > 0
+        assert sum(band["steps"] for band in model["by_target_length"]) == 2
+    for name in families:
+        plain, xla = results["models"][name], results["models"][f"{name}-xla"]
+        assert not plain["jit_compile"] and xla["jit_compile"]
+        assert xla["batches_padded_to_bucket"] and not plain["batches_padded_to_bucket"]
