@@ -313,7 +313,7 @@ class TrainingConfig:
             (`keras.Model.compile(jit_compile=True)`). Batches are then padded to their
             length bucket's longest length (`pad_to_bucket` of `nmt_keras.data.pipeline`),
             so XLA compiles one program per bucket, once (on 2 CPU cores about 8 s each,
-            5 minutes for Multi30k). Steps then run 1.1-1.3x faster, so it pays off in
+            7 minutes for Multi30k). Steps then run 1.1-1.3x faster, so it pays off in
             long runs of `steps_per_epoch` batches (one-pass epochs end with partial
             batches, new shapes every epoch). Multi-worker training (`fit_distributed`)
             runs without XLA. See benchmarks/RESULTS.md.
