@@ -187,7 +187,7 @@ def batch_pairs(
         seed: Shuffle seed; the batches come in the same order for the same seed.
         bucket_width: Width of the length buckets, in tokens.
         pad_to_bucket: Pad both sides of every batch to its bucket's longest length, so
-            that batches take one of a few shapes (for XLA, see `batch_pairs`).
+            that batches take one of a few shapes (for XLA, see above).
 
     Returns:
         The batched, prefetched dataset.
