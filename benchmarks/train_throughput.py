@@ -492,11 +492,10 @@ def main(argv: list[str] | None = None) -> None:
     models, datasets, infos = {}, {}, {}
     models[BASELINE], tutorial_dataset, infos[BASELINE] = build_tutorial(args, corpus)
     datasets[BASELINE] = cache_batches(tutorial_dataset, count)
-    nmt_datasets = {}
     for jit_compile in (False, True) if args.jit_compile else (False,):
         # Under XLA, the batches `training.jit_compile` trains on: the same pairs, padded
         # to their bucket's length.
-        nmt_datasets[jit_compile] = cache_batches(
+        batches = cache_batches(
             make_dataset(
                 corpus,
                 *tokenizers,
@@ -513,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
             models[name], infos[name] = build_nmt_keras(
                 args, family, corpus, tokenizers, jit_compile
             )
-            datasets[name] = nmt_datasets[jit_compile]
+            datasets[name] = batches
 
     names = list(models)
     first_pass_seconds = {}
