@@ -5,6 +5,8 @@ import doctest
 import pytest
 
 from nmt_keras import behaviour, layers, models
+from nmt_keras.behaviour import ranking
+from nmt_keras.behaviour.purchase_statistics import purchase_statistics
 
 DOCUMENTED = [getattr(layers, name) for name in layers.__all__] + [
     models.Seq2Seq,
@@ -12,6 +14,11 @@ DOCUMENTED = [getattr(layers, name) for name in layers.__all__] + [
     behaviour.EventFeaturizer,
     behaviour.EventEmbedding,
     behaviour.NextPurchaseModel,
+    behaviour.RepeatDecoder,
+    purchase_statistics,
+    ranking.ranking_metrics,
+    ranking.repeat_explore_metrics,
+    ranking.paired_randomization_test,
 ]
 
 

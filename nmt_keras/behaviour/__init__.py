@@ -4,7 +4,9 @@ The same layers, `model.fit` training, export and serving as translation, read a
 invoice lines (`events`, `examples`) to rank the products of their next invoice
 (`NextPurchaseModel`, `Recommender`, `ranking`). The public names below load lazily, so
 the TensorFlow-free parts (config, events, examples, ranking, baselines, the CLI's
-parser) import without TensorFlow.
+parser) import without TensorFlow. A repeat-aware model (`NextPurchaseModel(repeat=True)`)
+adds RepeatNet's repeat mode (`RepeatDecoder`) over each past product's
+`purchase_statistics`, which is what lets attention beat the counting baselines.
 """
 
 import importlib
@@ -18,6 +20,7 @@ _EXPORTS = {
     "EventFeaturizer": "nmt_keras.behaviour.featurizer",
     "EventEmbedding": "nmt_keras.behaviour.model",
     "NextPurchaseModel": "nmt_keras.behaviour.model",
+    "RepeatDecoder": "nmt_keras.behaviour.repeat_decoder",
     "Recommender": "nmt_keras.behaviour.recommender",
     "export_recommender": "nmt_keras.behaviour.export",
 }

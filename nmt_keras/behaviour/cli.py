@@ -8,6 +8,13 @@ import json
 import os
 import sys
 
+import numpy as np
+
+from nmt_keras.behaviour.config import BehaviourDataConfig
+
+#: Past events an explanation plot shows at most: those with the largest weights.
+PLOTTED_EVENTS = 40
+
 
 def _train(args: argparse.Namespace) -> None:
     from nmt_keras.behaviour.config import BehaviourConfig
@@ -16,6 +23,7 @@ def _train(args: argparse.Namespace) -> None:
     config = BehaviourConfig.from_yaml(args.config, list(args.set))
     run_dir = args.run_dir or os.path.join("runs", config.name)
     metrics = train_behaviour(config, run_dir, log=lambda line: print(line, file=sys.stderr))
+    metrics.pop("per_example")  # kept in the run's metrics.json
     print(json.dumps(metrics, indent=2))
     print(f"run saved in {run_dir}", file=sys.stderr)
 
@@ -40,6 +48,14 @@ def _event_label(timestamp: int, item: str, quantity: float) -> str:
     """`2011-10-05 85123A x6` (a cancellation shows a negative quantity)."""
     day = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d")
     return f"{day} {item} x{quantity:g}"
+
+
+def _most_attended(attention: np.ndarray, limit: int) -> list[int]:
+    """The `limit` events with the largest weight for any product, in time order."""
+    if attention.shape[1] <= limit:
+        return list(range(attention.shape[1]))
+    strongest = np.argsort(-attention.max(axis=0), kind="stable")[:limit]
+    return sorted(strongest.tolist())
 
 
 def _explain(args: argparse.Namespace) -> None:
@@ -92,12 +108,19 @@ def _explain(args: argparse.Namespace) -> None:
         _event_label(*event)
         for event in zip(history.timestamps, history.items, history.quantities, strict=True)
     ]
+    attention = np.asarray(attention)[: len(products), : len(labels)]
+    shown = _most_attended(attention, PLOTTED_EVENTS)
     plot_attention(
-        attention[: len(products), : len(labels)],
-        labels,
+        attention[:, shown],
+        [labels[event] for event in shown],
         products,
         args.output,
-        title=f"customer {args.customer}: attention of each recommended product",
+        title=f"customer {args.customer}: attention of each recommended product"
+        + (
+            f" ({len(shown)} most weighted of {len(labels)} events)"
+            if len(shown) < len(labels)
+            else ""
+        ),
         axis_labels=("past event (date, product, quantity)", "recommended product"),
     )
     for product, score in zip(products, scores, strict=True):
@@ -136,7 +159,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     explain.add_argument("--transactions", required=True, help="invoice-line CSV (.csv/.gz)")
     explain.add_argument("--customer", required=True, help="CustomerID")
     explain.add_argument("--before", help="YYYY-MM-DD: read only events before this date")
-    explain.add_argument("--history-length", type=int, default=50, help="latest events read")
+    explain.add_argument(
+        "--history-length",
+        type=int,
+        default=BehaviourDataConfig.history_length,
+        help="latest events read",
+    )
     explain.add_argument("--output", default="explanation.png", help="PNG file")
     explain.set_defaults(handler=_explain)
 

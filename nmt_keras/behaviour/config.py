@@ -16,26 +16,41 @@ class BehaviourDataConfig:
         transactions: Invoice-line CSV (plain or .gz) in the Online Retail layout.
         cutoff: `YYYY-MM-DD`: training targets are invoices before it, evaluation targets
             the purchase invoices on or after it.
-        history_length: Most recent events (invoice lines) a model reads.
+        end: `YYYY-MM-DD`: evaluation targets are the invoices before it; None: every
+            invoice from the cutoff on. A validation run sets `cutoff` and `end` to a
+            window before the real cutoff.
+        history_length: Most recent events (invoice lines) a model or a baseline reads.
         min_item_count: Items bought fewer times before the cutoff are unknown to the
             models (they still count as misses in the evaluation).
+        validation_days: Length of the validation window that ends at the cutoff: a
+            baseline's hyperparameters are chosen on the invoices in it, counting only
+            what came before it, and never on the evaluation invoices.
     """
 
     transactions: str = "../shared/data/online-retail/online_retail.csv.gz"
     cutoff: str = "2011-11-01"
-    history_length: int = 50
+    end: str | None = None
+    history_length: int = 512
     min_item_count: int = 1
+    validation_days: int = 30
 
     def validate(self, path: str) -> None:
         """Checks the date and the sizes."""
         from nmt_keras.behaviour.examples import parse_date
 
-        try:
-            parse_date(self.cutoff)
-        except ValueError as error:
-            raise ConfigError(f"{path}.cutoff: {error}") from None
-        check_positive(f"{path}.history_length", self.history_length)
-        check_positive(f"{path}.min_item_count", self.min_item_count)
+        dates = {"cutoff": self.cutoff, "end": self.end}
+        for name, date in dates.items():
+            try:
+                dates[name] = None if date is None else parse_date(date)
+            except ValueError as error:
+                raise ConfigError(f"{path}.{name}: {error}") from None
+        if dates["end"] is not None and dates["end"] <= dates["cutoff"]:
+            raise ConfigError(
+                f"Expected {path}.end after {path}.cutoff. "
+                f"Received: cutoff={self.cutoff}, end={self.end}"
+            )
+        for name in ("history_length", "min_item_count", "validation_days"):
+            check_positive(f"{path}.{name}", getattr(self, name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +62,12 @@ class BehaviourModelConfig:
         units: Embedding, state and user-vector size.
         num_layers: Recurrent or self-attention layers.
         num_heads: Heads of the self-attention family.
-        attention_units: Hidden size of Bahdanau's score.
+        attention_units: Hidden size of Bahdanau's score and of the repeat decoder's.
         dropout: Encoder dropout.
+        repeat: Add RepeatNet's repeat mode: attend over the customer's past products with
+            their purchase statistics, and gate it with the family's explore scores.
+        sequence_length: Most recent events the encoder reads (the repeat mode reads all
+            `data.history_length`); None reads them all.
     """
 
     family: str = "self-attention"
@@ -57,11 +76,13 @@ class BehaviourModelConfig:
     num_heads: int = 4
     attention_units: int = 32
     dropout: float = 0.1
+    repeat: bool = False
+    sequence_length: int | None = 50
 
     def validate(self, path: str) -> None:
         """Checks the family and the sizes."""
         check_rule(check_family, path, self.family)
-        for name in ("units", "num_layers", "num_heads", "attention_units"):
+        for name in ("units", "num_layers", "num_heads", "attention_units", "sequence_length"):
             check_positive(f"{path}.{name}", getattr(self, name))
         check_fraction(f"{path}.dropout", self.dropout)
         if self.family == "self-attention" and self.units % self.num_heads:

@@ -161,6 +161,58 @@ def latest_history(
     return _assemble([(customer, timeline, len(timeline.items), target)], history_length)
 
 
+def latest_histories(
+    invoices_by_customer: Mapping[str, Sequence[Invoice]], before: int, history_length: int
+) -> HistoryExamples:
+    """Every customer's latest events before a date, one row each: what counting may see.
+
+    Args:
+        invoices_by_customer: Customer id -> invoices, as `read_transactions` returns.
+        before: Only invoices before this time (unix seconds) are read.
+        history_length: Events kept per customer (the most recent ones), >= 1.
+
+    Returns:
+        One example per customer with an event before `before`, in mapping order, its
+        target unknown (an empty basket) at time `before`.
+
+    Raises:
+        ValueError: `history_length` is below 1.
+    """
+    if history_length < 1:
+        raise ValueError(f"Expected history_length >= 1. Received: {history_length}")
+    target = Invoice(number="", timestamp=before, items=(), quantities=(), prices=())
+    chosen = []
+    for customer, invoices in invoices_by_customer.items():
+        past = [invoice for invoice in invoices if invoice.timestamp < before]
+        if past:
+            timeline = _Timeline.of(past)
+            chosen.append((customer, timeline, len(timeline.items), target))
+    return _assemble(chosen, history_length)
+
+
+def purchase_baskets(
+    items: np.ndarray, timestamps: np.ndarray, quantities: np.ndarray
+) -> list[tuple[int, tuple[str, ...]]]:
+    """The purchase baskets of one history row, oldest first.
+
+    A basket is the set of purchase events (positive quantity) that share a timestamp, as
+    in `purchase_statistics`: the lines of one invoice.
+
+    Args:
+        items: One row of `HistoryExamples.items`.
+        timestamps: The same row of `HistoryExamples.timestamps`.
+        quantities: The same row of `HistoryExamples.quantities`.
+
+    Returns:
+        `(timestamp, distinct items in line order)` per basket.
+    """
+    baskets: dict[int, dict[str, None]] = {}
+    for item, timestamp, quantity in zip(items, timestamps, quantities, strict=True):
+        if item and quantity > 0:
+            baskets.setdefault(int(timestamp), {})[item] = None
+    return [(timestamp, tuple(basket)) for timestamp, basket in baskets.items()]
+
+
 def _within(timestamp: int, start: int | None, end: int | None) -> bool:
     """Whether `start <= timestamp < end`, a None bound being unbounded."""
     return (start is None or timestamp >= start) and (end is None or timestamp < end)
@@ -192,7 +244,10 @@ def _assemble(chosen: list[tuple], history_length: int) -> HistoryExamples:
 
 
 def time_split(
-    invoices_by_customer: Mapping[str, Sequence[Invoice]], cutoff: int, history_length: int
+    invoices_by_customer: Mapping[str, Sequence[Invoice]],
+    cutoff: int,
+    history_length: int,
+    end: int | None = None,
 ) -> tuple[HistoryExamples, HistoryExamples]:
     """Train and test examples on either side of `cutoff`, with no future event in training.
 
@@ -200,18 +255,19 @@ def time_split(
         invoices_by_customer: Customer id -> invoices, as `read_transactions` returns.
         cutoff: Unix seconds; see `parse_date`.
         history_length: Events kept per history, >= 1.
+        end: Unix seconds where the test targets stop (excluded); None: no end.
 
     Returns:
         `(train, test)`: train targets are the purchase invoices before `cutoff`, whose
-        histories are before it too; test targets are the purchase invoices at or after
-        `cutoff`, each with every earlier event as history (those after `cutoff`
+        histories are before it too; test targets are the purchase invoices in
+        `[cutoff, end)`, each with every earlier event as history (those after `cutoff`
         included: they are known by the time of the target).
     """
     train = history_examples(
         invoices_by_customer, start=None, end=cutoff, history_length=history_length
     )
     test = history_examples(
-        invoices_by_customer, start=cutoff, end=None, history_length=history_length
+        invoices_by_customer, start=cutoff, end=end, history_length=history_length
     )
     return train, test
 

@@ -6,7 +6,15 @@ MODEL_FAMILIES = ("gru", "gru-bahdanau", "gru-luong", "self-attention")
 #: Families whose score attends over the events, so they can explain a recommendation.
 ATTENTION_FAMILIES = MODEL_FAMILIES[1:]
 #: Baselines that count instead of training (`nmt_keras.behaviour.baselines`).
-BASELINES = ("popularity", "repeat-basket")
+BASELINES = (
+    "popularity",
+    "p-topfreq",
+    "gp-topfreq",
+    "decayed-topfreq",
+    "repeat-basket",
+    "tifu-knn",
+    "up-cf",
+)
 #: Every family a config may name.
 FAMILIES = BASELINES + MODEL_FAMILIES
 

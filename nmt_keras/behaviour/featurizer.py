@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from nmt_keras.behaviour.purchase_statistics import purchase_statistics
+
 #: Id of a padding event (an empty item code) in every feature.
 PAD_ID = 0
 #: Item id of a code missing from the vocabulary; vocabulary items start at 2.
@@ -115,7 +117,9 @@ class EventFeaturizer(tf.Module):
         """The id of the first vocabulary item; items are `first_item_id .. num_ids - 1`."""
         return UNKNOWN_ITEM_ID + 1
 
-    def __call__(self, items, timestamps, quantities, prices) -> dict[str, tf.Tensor]:
+    def __call__(
+        self, items, timestamps, quantities, prices, statistics: bool = False
+    ) -> dict[str, tf.Tensor]:
         """Featurizes a batch of histories.
 
         Args:
@@ -123,9 +127,12 @@ class EventFeaturizer(tf.Module):
             timestamps: int `(batch, history_len)`, unix seconds.
             quantities: float `(batch, history_len)`, negative on cancellations.
             prices: float `(batch, history_len)`, unit prices.
+            statistics: Whether to add each event's product's `purchase_statistics`.
 
         Returns:
-            `FEATURE_NAMES` -> int32 `(batch, history_len)`.
+            `FEATURE_NAMES` -> int32 `(batch, history_len)`; with `statistics`, also
+            `statistics` float32 `(batch, history_len, NUM_STATISTICS)` and `repeat_set`
+            bool `(batch, history_len)`.
         """
         items = tf.convert_to_tensor(items, tf.string)
         timestamps = tf.cast(timestamps, tf.int64)
@@ -145,7 +152,12 @@ class EventFeaturizer(tf.Module):
             "quantities": log2_bucket(tf.abs(quantities) - 1.0),
             "prices": log2_bucket(4.0 * prices),
         }
-        return {name: tf.where(real, features[name], PAD_ID) for name in FEATURE_NAMES}
+        features = {name: tf.where(real, features[name], PAD_ID) for name in FEATURE_NAMES}
+        if statistics:
+            features.update(
+                purchase_statistics(ids, timestamps, quantities, first_item_id=self.first_item_id)
+            )
+        return features
 
     def codes(self, ids):
         """Item codes of ids: int `(...)` -> string `(...)`, "" for padding and unknown."""

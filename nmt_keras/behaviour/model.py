@@ -6,7 +6,14 @@ import keras
 from keras import ops
 
 from nmt_keras.behaviour.families import MODEL_FAMILIES, check_family
-from nmt_keras.behaviour.featurizer import FEATURE_NAMES, NUM_BUCKETS, PAD_ID, UNKNOWN_ITEM_ID
+from nmt_keras.behaviour.featurizer import (
+    FEATURE_NAMES,
+    NUM_BUCKETS,
+    PAD_ID,
+    PURCHASE_ID,
+    UNKNOWN_ITEM_ID,
+)
+from nmt_keras.behaviour.repeat_decoder import LOG_ZERO, RepeatDecoder
 from nmt_keras.layers import (
     BahdanauAttention,
     LuongAttention,
@@ -19,8 +26,6 @@ from nmt_keras.layers.transformer_encoder import LAYER_NORM_EPSILON
 
 #: Number of behaviour ids: padding, purchase, cancellation.
 _NUM_BEHAVIOURS = 3
-# Score of a sampled negative that is the row's positive, so it cannot count against it.
-_COLLISION_SCORE = -1e9
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
@@ -104,9 +109,9 @@ class EventEmbedding(keras.layers.Layer):
 class NextPurchaseModel(keras.Model):
     """Scores candidate items for a customer's next purchase from their past events.
 
-    The events are embedded (`EventEmbedding`) and encoded into memory vectors `m_j`, and
-    a candidate item `c` with embedding `e_c` is scored as `s_c = u_c . e_c + b_c`, where
-    the user vector `u_c` depends on the family:
+    The events are embedded (`EventEmbedding`) and the most recent `sequence_length` of
+    them encoded into memory vectors `m_j`; a candidate item `c` with embedding `e_c` is
+    scored as `s_c = u_c . e_c + b_c`, where the user vector `u_c` depends on the family:
 
     | family | encoder | u_c |
     |---|---|---|
@@ -127,12 +132,23 @@ class NextPurchaseModel(keras.Model):
     family first lets the events attend to each other (sec. 4.3), with the time buckets of
     the embedding in place of positions.
 
-    Training (`call`) uses a sampled softmax: every item of a row's next basket is scored
-    against `negatives` items drawn uniformly per batch and shared by its rows (a negative
-    that is in the row's basket is masked), and `basket_softmax_loss` averages the
-    basket's items' cross-entropies. One history thus serves its whole basket in one
-    encoding. Uniform negatives estimate the full softmax, whose bias `b_c` then learns
-    each item's popularity. `score_items` ranks the whole catalogue.
+    With `repeat=True` the model is repeat-aware, as RepeatNet (Ren et al. 2019,
+    https://arxiv.org/abs/1812.02646, eq. 1): `P(i) = P(repeat) P_r(i) + P(explore) P_e(i)`.
+    A `RepeatDecoder` attends over the customer's distinct past products, each described
+    by its `purchase_statistics` over the whole history (all `history_len` events, not only
+    the encoder's window), with the encoder's summary as the query, and gives `P_r` and the
+    mode gate; `P_e` is the softmax of the family's scores `s_c` over the products outside
+    the repeat set. The inputs then also hold `statistics` and `repeat_set`
+    (`EventFeaturizer(..., statistics=True)`).
+
+    Training (`call`) returns the log-probability of every item of a row's next basket,
+    and `basket_loss` averages their negatives. The family's softmax is sampled: each
+    item is scored against `negatives` items drawn uniformly per batch and shared by its
+    rows (a negative that is in the row's basket, or in its repeat set, is left out), which
+    estimates the full softmax (Jean et al. 2015, https://arxiv.org/abs/1412.2007, sec. 3),
+    whose bias `b_c` then learns each item's popularity. One history thus serves its whole
+    basket in one encoding. `score_items` ranks the whole catalogue and `explain` gives the
+    events behind each ranked product.
 
     Args:
         num_ids: Item ids, padding and unknown included (`EventFeaturizer.num_ids`).
@@ -140,17 +156,20 @@ class NextPurchaseModel(keras.Model):
         units: Size of embeddings, states and user vectors.
         num_layers: Recurrent or self-attention layers.
         num_heads: Heads of the self-attention family's attention.
-        attention_units: Hidden size of Bahdanau's score.
+        attention_units: Hidden size of Bahdanau's score (and of the repeat decoder's).
         dropout: Dropout of the encoder.
         negatives: Sampled negative items per training batch.
+        repeat: Whether to add the repeat mode and its gate (`RepeatDecoder`).
+        sequence_length: Most recent events the encoder reads; None reads them all.
 
     Call args:
         inputs: `FEATURE_NAMES` -> int `(batch, history_len)`, and `basket` int
-            `(batch, basket_len)`, the items bought next, `PAD_ID` on padding.
+            `(batch, basket_len)`, the items bought next, `PAD_ID` on padding; with
+            `repeat`, also `statistics` and `repeat_set` (`purchase_statistics`).
         training: Whether dropout is active.
 
     Returns:
-        float32 `(batch, basket_len + negatives)` scores: the basket's, then the negatives'.
+        float32 `(batch, basket_len)`: the log-probability of each basket item.
 
     Example:
         >>> import numpy as np
@@ -161,15 +180,19 @@ class NextPurchaseModel(keras.Model):
         ...     timestamps=[[0, 3600, 0], [0, 0, 0]],
         ...     quantities=[[2.0, -1.0, 0.0], [1.0, 0.0, 0.0]],
         ...     prices=[[1.5, 1.5, 0.0], [2.0, 0.0, 0.0]],
+        ...     statistics=True,
         ... )
-        >>> model = NextPurchaseModel(featurizer.num_ids, "gru-luong", units=8, negatives=5)
+        >>> model = NextPurchaseModel(
+        ...     featurizer.num_ids, "gru-luong", units=8, negatives=5, repeat=True
+        ... )
         >>> basket = np.array([[6, 7], [8, 0]])  # item ids bought next, 0-padded
         >>> tuple(model({**features, "basket": basket}).shape)
-        (2, 7)
+        (2, 2)
         >>> encoded = model.encode(features)
-        >>> scores, attention = model.score_items(encoded, return_attention=True)
-        >>> tuple(scores.shape), tuple(attention.shape)  # the 18 items, over 3 events
-        ((2, 18), (2, 18, 3))
+        >>> scores = model.score_items(encoded)  # log P(i) of the 18 items
+        >>> attention = model.explain(encoded, np.array([[5, 6], [7, 8]]))
+        >>> tuple(scores.shape), tuple(attention.shape)  # 2 products each, over 3 events
+        ((2, 18), (2, 2, 3))
     """
 
     def __init__(
@@ -182,6 +205,8 @@ class NextPurchaseModel(keras.Model):
         attention_units: int = 32,
         dropout: float = 0.0,
         negatives: int = 128,
+        repeat: bool = False,
+        sequence_length: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -193,6 +218,11 @@ class NextPurchaseModel(keras.Model):
             )
         if negatives < 1:
             raise ValueError(f"Expected negatives >= 1. Received: negatives={negatives}")
+        if sequence_length is not None and sequence_length < 1:
+            raise ValueError(
+                "Expected sequence_length >= 1 or None. "
+                f"Received: sequence_length={sequence_length}"
+            )
         self.num_ids = num_ids
         self.family = family
         self.units = units
@@ -201,6 +231,8 @@ class NextPurchaseModel(keras.Model):
         self.attention_units = attention_units
         self.dropout = dropout
         self.negatives = negatives
+        self.repeat = repeat
+        self.sequence_length = sequence_length
         policy = self.dtype_policy
         self.event_embedding = EventEmbedding(num_ids, units, dtype=policy, name="event_embedding")
         if family == "self-attention":
@@ -230,6 +262,10 @@ class NextPurchaseModel(keras.Model):
         self.item_bias = keras.layers.Embedding(
             num_ids, 1, embeddings_initializer="zeros", dtype=policy, name="item_bias"
         )
+        if repeat:
+            self.repeat_decoder = RepeatDecoder(
+                units, attention_units, dtype=policy, name="repeat_decoder"
+            )
         self.seed_generator = keras.random.SeedGenerator(0)
 
     @property
@@ -242,35 +278,70 @@ class NextPurchaseModel(keras.Model):
         """The lowest id of a real item; ids below are padding and unknown."""
         return UNKNOWN_ITEM_ID + 1
 
-    def encode(self, features, training=None):
+    @property
+    def item_embedding(self) -> keras.layers.Embedding:
+        """The item table shared by the events and the candidates."""
+        return self.event_embedding.item_embedding
+
+    def encode(self, features, training=None) -> dict:
         """Encodes a batch of histories.
 
         Args:
-            features: `FEATURE_NAMES` -> int `(batch, history_len)`.
+            features: `FEATURE_NAMES` -> int `(batch, history_len)`, with `statistics`
+                and `repeat_set` for a repeat-aware model.
             training: Whether dropout is active.
 
         Returns:
-            `(states, mask, summary)`: float `(batch, history_len, units)` (for the
-            recurrent families the RNN's outputs plus the event embeddings), bool
-            `(batch, history_len)` (True on real events) and float `(batch, units)`, the
-            state after the last real event (zeros for an empty history).
+            A dict: `states` float `(batch, window, units)` (for the recurrent families
+            the RNN's outputs plus the event embeddings), `mask` bool `(batch, window)`
+            (True on real events) and `summary` float `(batch, units)`, the state after
+            the last real event (zeros for an empty history), where the window is the
+            last `sequence_length` events; `window` (`_RecentWindow`) maps it back to the
+            history; `items` and `purchases` `(batch, history_len)`; and for a repeat-aware
+            model its `repeat_set` and the `RepeatDecoder`'s `repeat_log_probs` and
+            `explore_log_gate`.
         """
-        mask = features["items"] != PAD_ID
-        embedded = self.event_embedding(features)
-        batch = ops.shape(embedded)[0]
+        items = features["items"]
+        window = _RecentWindow(items != PAD_ID, self.sequence_length)
+        recent = {name: window.gather(features[name]) for name in FEATURE_NAMES}
+        mask = recent["items"] != PAD_ID
+        embedded = self.event_embedding(recent)
         if self.family == "self-attention":
             states = embedded
             for layer in self.encoder_layers:
                 states = layer(states, padding_mask=mask, training=training)
             states = self.encoder_norm(states)
-            return states, mask, _last_real(states, mask)
-        initial = [ops.zeros((batch, self.units), embedded.dtype)] * self.num_layers
-        states, final = self.rnn(embedded, initial, mask=mask, training=training)
-        # A residual from the events, so a candidate can find itself among them.
-        return states + embedded, mask, final[-1]
+            summary = _last_real(states, mask)
+        else:
+            batch = ops.shape(embedded)[0]
+            initial = [ops.zeros((batch, self.units), embedded.dtype)] * self.num_layers
+            states, final = self.rnn(embedded, initial, mask=mask, training=training)
+            # A residual from the events, so a candidate can find itself among them.
+            states, summary = states + embedded, final[-1]
+        encoded = {
+            "states": states,
+            "mask": mask,
+            "summary": summary,
+            "window": window,
+            "items": items,
+            "purchases": features["behaviours"] == PURCHASE_ID,
+        }
+        if self.repeat:
+            repeat_log_probs, explore_log_gate = self.repeat_decoder(
+                features["statistics"],
+                features["repeat_set"],
+                self.item_embedding(items),
+                summary,
+            )
+            encoded.update(
+                repeat_set=features["repeat_set"],
+                repeat_log_probs=repeat_log_probs,
+                explore_log_gate=explore_log_gate,
+            )
+        return encoded
 
     def score(self, encoded, candidates, return_attention=False, training=None):
-        """Scores candidate items for every history of a batch.
+        """The family's scores of candidate items (a repeat-aware model's explore scores).
 
         Args:
             encoded: The output of `encode`.
@@ -280,12 +351,13 @@ class NextPurchaseModel(keras.Model):
 
         Returns:
             float32 scores `(batch, num_candidates)`, and with `return_attention` the
-            weights `(batch, num_candidates, history_len)` over the events (0 on padding).
+            weights `(batch, num_candidates, history_len)` over the events (0 on padding
+            and outside the encoder's window).
 
         Raises:
             ValueError: If `return_attention` is set for the `gru` family.
         """
-        states, mask, summary = encoded
+        states, mask, summary = encoded["states"], encoded["mask"], encoded["summary"]
         queries = self.item_embedding(candidates)  # (batch, num_candidates, units)
         if self.attention is None:
             if return_attention:
@@ -319,54 +391,122 @@ class NextPurchaseModel(keras.Model):
         scores = ops.sum(users * queries, axis=-1)
         scores = ops.cast(scores + ops.squeeze(self.item_bias(candidates), -1), "float32")
         if return_attention:
-            return scores, ops.cast(weights, "float32")
+            return scores, encoded["window"].scatter(ops.cast(weights, "float32"))
         return scores
 
-    @property
-    def item_embedding(self) -> keras.layers.Embedding:
-        """The item table shared by the events and the candidates."""
-        return self.event_embedding.item_embedding
-
-    def score_items(self, encoded, return_attention=False, chunk_size=1024):
-        """Scores every vocabulary item, `chunk_size` candidates at a time.
+    def score_items(self, encoded, chunk_size=1024):
+        """Ranks every vocabulary item, `chunk_size` candidates at a time.
 
         Args:
             encoded: The output of `encode`.
-            return_attention: Whether to also return the attention (attention families).
             chunk_size: Candidates scored at once; bounds the memory of Bahdanau's
                 `(batch, candidates, history_len, attention_units)` score.
 
         Returns:
-            float32 `(batch, num_items)`, column j scoring item id `first_item_id + j`;
-            with `return_attention` also `(batch, num_items, history_len)`.
+            float32 `(batch, num_items)`, column j ranking item id `first_item_id + j`:
+            the family's scores, or for a repeat-aware model `log P(i)`.
         """
-        batch = ops.shape(encoded[0])[0]
+        batch = ops.shape(encoded["states"])[0]
         chunks = []
         for start in range(self.first_item_id, self.num_ids, chunk_size):
             ids = ops.arange(start, min(start + chunk_size, self.num_ids), dtype="int32")
             candidates = ops.broadcast_to(ids[None, :], (batch, ops.shape(ids)[0]))
-            chunks.append(self.score(encoded, candidates, return_attention=return_attention))
-        if return_attention:
-            return tuple(ops.concatenate(parts, axis=1) for parts in zip(*chunks, strict=True))
-        return ops.concatenate(chunks, axis=1)
+            chunks.append(self.score(encoded, candidates))
+        scores = ops.concatenate(chunks, axis=1)
+        if not self.repeat:
+            return scores
+        in_set, repeat_log_probs = self._repeat_columns(encoded)
+        explore_log_probs = scores - ops.logsumexp(
+            ops.where(in_set, LOG_ZERO, scores), axis=1, keepdims=True
+        )
+        explore_log_probs += ops.expand_dims(encoded["explore_log_gate"], 1)
+        return ops.where(in_set, repeat_log_probs, explore_log_probs)
+
+    def explain(self, encoded, candidates):
+        """The weight of each past event in each candidate's score.
+
+        The family's attention (`score(..., return_attention=True)`); in a repeat-aware
+        model a candidate from the repeat set is scored from its own purchases, so its
+        weights are spread evenly over them.
+
+        Args:
+            encoded: The output of `encode`.
+            candidates: int `(batch, num_candidates)` item ids.
+
+        Returns:
+            float32 `(batch, num_candidates, history_len)`, 0 on padding.
+
+        Raises:
+            ValueError: For the `gru` family, which attends to nothing.
+        """
+        _, weights = self.score(encoded, candidates, return_attention=True)
+        if not self.repeat:
+            return weights
+        # (batch, 1, history_len) == (batch, num_candidates, 1): the candidate's purchases.
+        own = (encoded["items"][:, None, :] == ops.cast(candidates, "int32")[:, :, None]) & (
+            encoded["purchases"][:, None, :]
+        )
+        own = ops.cast(own, "float32")
+        count = ops.sum(own, axis=-1, keepdims=True)
+        return ops.where(count > 0.0, own / ops.maximum(count, 1.0), weights)
 
     def call(self, inputs, training=None):
-        """Scores each row's basket against shared sampled negatives; see the class."""
-        encoded = self.encode({name: inputs[name] for name in FEATURE_NAMES}, training)
+        """The log-probability of each basket item; see the class docstring."""
+        encoded = self.encode(inputs, training)
         basket = ops.cast(inputs["basket"], "int32")  # (batch, basket_len), PAD_ID padded
         negatives = keras.random.randint(
             (1, self.negatives), self.first_item_id, self.num_ids, "int32", self.seed_generator
         )
-        batch = ops.shape(basket)[0]
-        candidates = ops.concatenate(
-            [basket, ops.broadcast_to(negatives, (batch, self.negatives))], axis=1
-        )
+        batch, basket_len = ops.shape(basket)[0], ops.shape(basket)[1]
+        negatives = ops.broadcast_to(negatives, (batch, self.negatives))
+        candidates = ops.concatenate([basket, negatives], axis=1)
         scores = self.score(encoded, candidates, training=training)
-        # (batch, 1, basket_len) == (1, negatives, 1) -> (batch, negatives): drawn from the basket.
-        collision = ops.any(basket[:, None, :] == ops.transpose(negatives)[None], axis=-1)
-        basket_len = ops.shape(basket)[1]
-        collision = ops.pad(collision, [[0, 0], [basket_len, 0]])  # basket columns stay
-        return ops.where(collision, _COLLISION_SCORE, scores)
+        positives, negative_scores = scores[:, :basket_len], scores[:, basket_len:]
+        # (batch, 1, basket_len) == (batch, negatives, 1) -> (batch, negatives): from the basket.
+        excluded = ops.any(basket[:, None, :] == negatives[:, :, None], axis=-1)
+        if self.repeat:
+            in_set, repeat_log_probs = self._repeat_columns(encoded)
+            excluded = excluded | self._take_columns(in_set, negatives)
+        negative_lse = ops.logsumexp(
+            ops.where(excluded, LOG_ZERO, negative_scores), axis=-1, keepdims=True
+        )
+        explore_log_probs = positives - ops.logaddexp(positives, negative_lse)
+        if not self.repeat:
+            return explore_log_probs
+        explore_log_probs += ops.expand_dims(encoded["explore_log_gate"], 1)
+        return ops.where(
+            self._take_columns(in_set, basket),
+            self._take_columns(repeat_log_probs, basket),
+            explore_log_probs,
+        )
+
+    def _repeat_columns(self, encoded):
+        """The repeat set and its log-probabilities laid out by item column.
+
+        Returns:
+            `(in_set, repeat_log_probs)`, bool and float32 `(batch, num_items)`, column j
+            for item id `first_item_id + j`; the log-probabilities are 0 off the set.
+        """
+        items, repeat_log_probs = encoded["items"], encoded["repeat_log_probs"]
+        in_set = ops.cast(encoded["repeat_set"], "bool")  # (batch, history_len)
+        columns = self.num_ids - self.first_item_id
+        batch, length = ops.shape(items)[0], ops.shape(items)[1]
+        # One (row, column) per event; events off the set go to an extra column, dropped.
+        rows = ops.broadcast_to(ops.arange(batch, dtype="int32")[:, None], (batch, length))
+        targets = ops.where(in_set, items - self.first_item_id, columns)
+        indices = ops.reshape(ops.stack([rows, targets], axis=-1), (-1, 2))
+        shape = (batch, columns + 1)
+        # A product is in the set at most once per row, so the scatter's sums are copies.
+        counts = ops.scatter(indices, ops.reshape(ops.cast(in_set, "float32"), (-1,)), shape)
+        values = ops.scatter(
+            indices, ops.reshape(ops.where(in_set, repeat_log_probs, 0.0), (-1,)), shape
+        )
+        return counts[:, :columns] > 0.0, values[:, :columns]
+
+    def _take_columns(self, by_column, ids):
+        """`by_column[b, id - first_item_id]` for int `(batch, n)` ids (any value on padding)."""
+        columns = ops.clip(ids - self.first_item_id, 0, self.num_ids - self.first_item_id - 1)
+        return ops.take_along_axis(by_column, columns, axis=1)
 
     def get_config(self):
         """Returns the constructor arguments."""
@@ -380,8 +520,48 @@ class NextPurchaseModel(keras.Model):
             attention_units=self.attention_units,
             dropout=self.dropout,
             negatives=self.negatives,
+            repeat=self.repeat,
+            sequence_length=self.sequence_length,
         )
         return config
+
+
+class _RecentWindow:
+    """The last `length` real events of each left-aligned history, and the way back.
+
+    Args:
+        real: bool `(batch, history_len)`, True on real events (a left-aligned prefix).
+        length: Events kept; None keeps the whole history.
+    """
+
+    def __init__(self, real, length: int | None):
+        self._length = length
+        if length is None:
+            return
+        history_len = ops.shape(real)[1]
+        counts = ops.sum(ops.cast(real, "int32"), axis=1, keepdims=True)  # (batch, 1)
+        width = ops.minimum(length, history_len)
+        # (batch, width): positions of the kept events, left-aligned, then past the end.
+        positions = ops.maximum(counts - width, 0) + ops.arange(width, dtype="int32")[None, :]
+        self._valid = positions < counts
+        self._positions = ops.minimum(positions, history_len - 1)
+        self._history_len = history_len
+
+    def gather(self, values):
+        """`(batch, history_len)` -> `(batch, window)`, `PAD_ID` past the real events."""
+        if self._length is None:
+            return values
+        kept = ops.take_along_axis(values, self._positions, axis=1)
+        return ops.where(self._valid, kept, ops.zeros_like(kept))
+
+    def scatter(self, weights):
+        """`(batch, n, window)` -> `(batch, n, history_len)`, 0 outside the window."""
+        if self._length is None:
+            return weights
+        # (batch, window, history_len): which history position each window slot holds.
+        slots = ops.one_hot(self._positions, self._history_len, dtype=weights.dtype)
+        slots = slots * ops.cast(self._valid, weights.dtype)[:, :, None]
+        return ops.einsum("bnw,bwh->bnh", weights, slots)
 
 
 def _last_real(states, mask):
@@ -401,24 +581,15 @@ def _last_real(states, mask):
     return ops.where(ops.expand_dims(lengths > 0, 1), gathered, ops.zeros_like(gathered))
 
 
-def basket_softmax_loss(y_true, y_pred):
-    """Sampled-softmax cross-entropy of each basket item against the shared negatives.
-
-    For basket item p of a row with scores `s`, the loss is
-    `-s_p + log(exp(s_p) + sum_n exp(s_n))` over the row's negatives n (Jean et al. 2015,
-    https://arxiv.org/abs/1412.2007, sec. 3, with a uniform proposal); a row's loss is the
-    mean over its real basket items.
+def basket_loss(y_true, y_pred):
+    """The negative log-likelihood of a next basket: the mean over its real items.
 
     Args:
         y_true: float `(batch, basket_len)`, 1 on real basket items, 0 on padding.
-        y_pred: float32 `(batch, basket_len + negatives)`, `NextPurchaseModel`'s scores.
+        y_pred: float32 `(batch, basket_len)`, `NextPurchaseModel`'s log-probabilities.
 
     Returns:
         float32 `(batch,)`; 0 for a row without basket items.
     """
     real = ops.cast(y_true, "float32")
-    basket_len = ops.shape(real)[1]
-    positives, negatives = y_pred[:, :basket_len], y_pred[:, basket_len:]
-    negatives_lse = ops.logsumexp(negatives, axis=-1, keepdims=True)  # (batch, 1)
-    losses = ops.logaddexp(positives, negatives_lse) - positives  # (batch, basket_len)
-    return ops.sum(losses * real, axis=-1) / ops.maximum(ops.sum(real, axis=-1), 1.0)
+    return -ops.sum(y_pred * real, axis=-1) / ops.maximum(ops.sum(real, axis=-1), 1.0)

@@ -58,11 +58,13 @@ class Recommender(tf.Module):
             `products` string `(batch, k)` best first, `scores` float32 `(batch, k)`, and
             with `explain` `attention` float32 `(batch, k, history_len)`.
         """
-        features = self.featurizer(items, timestamps, quantities, prices)
+        features = self.featurizer(
+            items, timestamps, quantities, prices, statistics=self.model.repeat
+        )
         encoded = self.model.encode(features)
         scores, columns = tf.math.top_k(self.model.score_items(encoded), k=self.k)
         ids = columns + self.model.first_item_id  # (batch, k)
         outputs = {"products": self.featurizer.codes(ids), "scores": scores}
         if explain:
-            _, outputs["attention"] = self.model.score(encoded, ids, return_attention=True)
+            outputs["attention"] = self.model.explain(encoded, ids)
         return outputs

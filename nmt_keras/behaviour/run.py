@@ -11,7 +11,7 @@ import numpy as np
 from nmt_keras.atomic import atomic_write
 from nmt_keras.behaviour.config import BehaviourConfig
 from nmt_keras.behaviour.families import BASELINES
-from nmt_keras.behaviour.featurizer import FEATURE_NAMES, EventFeaturizer
+from nmt_keras.behaviour.featurizer import EventFeaturizer
 from nmt_keras.behaviour.model import NextPurchaseModel
 from nmt_keras.behaviour.recommender import Recommender
 from nmt_keras.config import ConfigError
@@ -21,6 +21,8 @@ CONFIG_FILE = "config.yaml"
 VOCABULARY_FILE = "vocabulary.txt"
 WEIGHTS_FILE = "model.weights.h5"
 METRICS_FILE = "metrics.json"
+# A history of one unknown product, which builds every weight of a model.
+_ONE_EVENT = ([["?"]], [[0]], [[1.0]], [[1.0]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,8 @@ def build_model(config: BehaviourConfig, num_ids: int) -> NextPurchaseModel:
         attention_units=model.attention_units,
         dropout=model.dropout,
         negatives=config.training.negatives,
+        repeat=model.repeat,
+        sequence_length=model.sequence_length,
     )
 
 
@@ -118,7 +122,7 @@ def load_recommender(run_dir: str, k: int | None = None) -> tuple[BehaviourConfi
         featurizer = EventFeaturizer([line.rstrip("\n") for line in file])
     model = build_model(config, featurizer.num_ids)
     # One training call on one event builds every weight before the load.
-    event = {name: np.ones((1, 1), "int32") for name in FEATURE_NAMES}
+    event = featurizer(*_ONE_EVENT, statistics=model.repeat)
     model({**event, "basket": np.full((1, 1), model.first_item_id)})
     model.load_weights(paths.weights)
     try:

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from nmt_keras.behaviour.baselines import PopularityRecommender, RepeatBasketRecommender
+from nmt_keras.behaviour.baselines import RECOMMENDERS, Past, select_hyperparameters
 from nmt_keras.behaviour.config import BehaviourConfig
 from nmt_keras.behaviour.events import BehaviourDataError, read_transactions
 from nmt_keras.behaviour.examples import HistoryExamples, item_counts, parse_date, time_split
 from nmt_keras.behaviour.export import HISTORY_SPECS
 from nmt_keras.behaviour.families import BASELINES
-from nmt_keras.behaviour.featurizer import FEATURE_NAMES, PAD_ID, EventFeaturizer
-from nmt_keras.behaviour.model import basket_softmax_loss
-from nmt_keras.behaviour.ranking import ranking_metrics
+from nmt_keras.behaviour.featurizer import PAD_ID, EventFeaturizer
+from nmt_keras.behaviour.model import basket_loss
+from nmt_keras.behaviour.ranking import (
+    example_metrics,
+    ranking_metrics,
+    repeat_explore_metrics,
+)
 from nmt_keras.behaviour.recommender import Recommender
 from nmt_keras.behaviour.run import BehaviourRunPaths, build_model, save_run, write_metrics
+from nmt_keras.serving.session_bundle import SessionBundle
+from nmt_keras.serving.signatures import SERVING_DEFAULT
 from nmt_keras.training.callbacks import TimeBudget
 
 #: Histories featurized or ranked per call.
 EVALUATION_BATCH = 64
+#: Histories featurized at once for training.
+_FEATURIZE_CHUNK = 256
 
 
 def vocabulary(counts: Counter, min_count: int = 1) -> list[str]:
@@ -44,20 +52,44 @@ def vocabulary(counts: Counter, min_count: int = 1) -> list[str]:
     return codes
 
 
-def featurize(featurizer: EventFeaturizer, examples: HistoryExamples) -> dict[str, np.ndarray]:
-    """`FEATURE_NAMES` -> int32 `(len(examples), history_length)`, featurized in batches."""
-    parts = []
-    for start in range(0, len(examples), 4096):
-        rows = slice(start, start + 4096)
-        parts.append(
-            featurizer(
-                examples.items[rows],
-                examples.timestamps[rows],
-                examples.quantities[rows],
-                examples.prices[rows],
-            )
+def featurize(
+    featurizer: EventFeaturizer, examples: HistoryExamples, statistics: bool = False
+) -> dict[str, np.ndarray]:
+    """The featurizer's outputs for every example, as arrays of `len(examples)` rows.
+
+    Rows are featurized in chunks of similar length, each cut to its longest history,
+    since `purchase_statistics` costs the square of the length.
+
+    Args:
+        featurizer: The featurizer.
+        examples: The histories.
+        statistics: Whether to add the purchase statistics and the repeat set.
+
+    Returns:
+        `FEATURE_NAMES` -> int32 `(len(examples), history_length)`, and with `statistics`
+        `statistics` float32 `(len(examples), history_length, NUM_STATISTICS)` and
+        `repeat_set` bool `(len(examples), history_length)`.
+    """
+    lengths = np.sum(examples.items != "", axis=1)
+    order = np.argsort(lengths, kind="stable")
+    call = tf.function(
+        lambda *history: featurizer(*history, statistics=statistics), reduce_retracing=True
+    )
+    outputs = {}
+    for start in range(0, len(examples), _FEATURIZE_CHUNK):
+        rows = order[start : start + _FEATURIZE_CHUNK]
+        width = max(1, int(lengths[rows].max()))
+        history = (
+            getattr(examples, name)[rows, :width]
+            for name in ("items", "timestamps", "quantities", "prices")
         )
-    return {name: np.concatenate([part[name].numpy() for part in parts]) for name in FEATURE_NAMES}
+        for name, value in call(*history).items():
+            value = value.numpy()
+            if name not in outputs:
+                shape = (len(examples), examples.items.shape[1], *value.shape[2:])
+                outputs[name] = np.zeros(shape, value.dtype)
+            outputs[name][rows, :width] = value
+    return outputs
 
 
 def basket_ids(
@@ -97,7 +129,7 @@ def training_dataset(
 
     Inputs are the histories' features `(batch, history_length)` and `basket`
     `(batch, max_basket)`; labels are `(batch, max_basket)`, 1.0 on real basket items
-    (`basket_softmax_loss`).
+    (`basket_loss`).
     """
 
     def split(inputs):
@@ -112,20 +144,51 @@ def training_dataset(
     )
 
 
-def rank(recommender: Recommender, examples: HistoryExamples) -> list[list[str]]:
-    """The recommender's top-k codes for every example, in batches."""
-    recommend = tf.function(recommender.recommend, input_signature=HISTORY_SPECS)
+def rank(recommend: Callable[..., Mapping], examples: HistoryExamples) -> list[list[str]]:
+    """The top-k codes of every example, `EVALUATION_BATCH` histories a call.
+
+    Each batch is cut to its longest history, so padding costs nothing.
+
+    Args:
+        recommend: Takes the recommendation inputs (`HISTORY_INPUTS`: `items`,
+            `timestamps`, `quantities`, `prices`, each `(batch, history_len)`) as keywords
+            and returns `products`, `(batch, k)` UTF-8 codes: `python_ranker` or
+            `session_ranker`.
+        examples: The histories.
+
+    Returns:
+        One list of codes per example, best first.
+    """
+    lengths = np.sum(examples.items != "", axis=1)
     ranked = []
     for start in range(0, len(examples), EVALUATION_BATCH):
         rows = slice(start, start + EVALUATION_BATCH)
+        width = max(1, int(lengths[rows].max()))
         products = recommend(
-            examples.items[rows],
-            examples.timestamps[rows],
-            examples.quantities[rows],
-            examples.prices[rows],
-        )["products"].numpy()
-        ranked.extend([code.decode("utf-8") for code in row] for row in products)
+            items=examples.items[rows, :width],
+            timestamps=examples.timestamps[rows, :width],
+            quantities=examples.quantities[rows, :width],
+            prices=examples.prices[rows, :width],
+        )["products"]
+        ranked.extend([code.decode("utf-8") for code in row] for row in np.asarray(products))
     return ranked
+
+
+def python_ranker(recommender: Recommender) -> Callable[..., Mapping]:
+    """`recommender.recommend` as one traced function, for `rank`."""
+    return tf.function(recommender.recommend, input_signature=HISTORY_SPECS)
+
+
+def session_ranker(path: str) -> Callable[..., Mapping]:
+    """An exported version's `serving_default`, run by TF Serving's C++ loader, for `rank`."""
+    bundle = SessionBundle(path)
+
+    def recommend(**inputs):
+        codes = [[code.encode("utf-8") for code in row] for row in inputs["items"]]
+        inputs["items"] = np.array(codes, dtype=object).reshape(inputs["items"].shape)
+        return bundle.run(SERVING_DEFAULT, inputs, ["products"])
+
+    return recommend
 
 
 def fit_model(
@@ -145,12 +208,11 @@ def fit_model(
     started = time.monotonic()
     featurizer = EventFeaturizer(vocabulary(counts, config.data.min_item_count))
     rows, baskets = basket_ids(featurizer, train, config.training.max_basket, config.seed)
-    features = {name: values[rows] for name, values in featurize(featurizer, train).items()}
+    features = featurize(featurizer, train, statistics=config.model.repeat)
+    features = {name: values[rows] for name, values in features.items()}
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, featurizer.num_ids)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.training.learning_rate), loss=basket_softmax_loss
-    )
+    model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate), loss=basket_loss)
     budget = config.training.max_minutes
     history = model.fit(
         training_dataset(features, baskets, config.training.batch_size, config.seed),
@@ -186,8 +248,11 @@ def train_behaviour(
         log: Receives one line per stage.
 
     Returns:
-        The metrics: `recall@k`, `ndcg@k`, `hit_rate@k`, `examples`, `family`, the data
-        report, `parameters` and `train_seconds`, and for a model those of `fit_model`.
+        The metrics: `recall@k`, `ndcg@k`, `hit_rate@k`, `examples`, the repeat and explore
+        breakdown (`ranking.repeat_explore_metrics`), `per_example` (each evaluation
+        invoice's recall, NDCG and hit rate, for paired tests), `family`, the data report,
+        `parameters` and `train_seconds`; for a baseline the `hyperparameters` chosen on
+        the validation window, for a model those of `fit_model`.
 
     Raises:
         BehaviourDataError: If the transactions cannot be read, or the cutoff leaves no
@@ -197,28 +262,44 @@ def train_behaviour(
     invoices, report = read_transactions(data.transactions)
     log(report.summary())
     cutoff = parse_date(data.cutoff)
-    train, test = time_split(invoices, cutoff, data.history_length)
-    log(f"time split at {data.cutoff}: {len(train):,} training and {len(test):,} test invoices")
+    end = None if data.end is None else parse_date(data.end)
+    train, test = time_split(invoices, cutoff, data.history_length, end)
+    window = data.cutoff if end is None else f"{data.cutoff} to {data.end}"
+    log(f"time split at {window}: {len(train):,} training and {len(test):,} test invoices")
     if not len(train) or not len(test):
         raise BehaviourDataError(
             f"{data.transactions}: expected purchase invoices on both sides of data.cutoff. "
-            f"Received: {len(train)} before and {len(test)} from {data.cutoff}"
+            f"Received: {len(train)} before and {len(test)} from {window}"
         )
-    counts = item_counts(invoices, before=cutoff)
     k = config.training.top_k
     metrics = {"family": config.model.family, "data": report.summary()}
     family = config.model.family
     if family in BASELINES:
-        baseline = {"popularity": PopularityRecommender, "repeat-basket": RepeatBasketRecommender}
-        ranked = baseline[family](counts).recommend(test, k)
-        metrics.update(parameters=0, train_seconds=0.0)
+        hyperparameters, validation = select_hyperparameters(
+            family, invoices, cutoff, data.validation_days, data.history_length, k
+        )
+        if validation is not None:
+            log(
+                f"{family}: {hyperparameters} chosen on the {data.validation_days} days before "
+                f"the cutoff (recall@{k} {validation[f'recall@{k}']:.4f})"
+            )
+        make, _ = RECOMMENDERS[family]
+        past = Past.before(invoices, cutoff, data.history_length)
+        ranked = make(past, **hyperparameters).recommend(test, k)
+        metrics.update(parameters=0, train_seconds=0.0, hyperparameters=hyperparameters)
         config.to_yaml(BehaviourRunPaths(run_dir).config)
     else:
+        counts = item_counts(invoices, before=cutoff)
         recommender, fit_metrics = fit_model(config, train, counts)
         metrics.update(fit_metrics)
         save_run(run_dir, config, recommender.featurizer, recommender.model)
-        ranked = rank(recommender, test)
+        ranked = rank(python_ranker(recommender), test)
     metrics.update(ranking_metrics(ranked, test.targets, k))
+    metrics.update(repeat_explore_metrics(ranked, test.targets, test.items, k))
+    metrics["per_example"] = {
+        name: values.round(6).tolist()
+        for name, values in example_metrics(ranked, test.targets, k).items()
+    }
     write_metrics(run_dir, metrics)
     names = (f"recall@{k}", f"ndcg@{k}", f"hit_rate@{k}")
     log(f"{family}: " + ", ".join(f"{name} {metrics[name]:.4f}" for name in names))

@@ -6,7 +6,11 @@ import os
 import numpy as np
 import pytest
 
+from nmt_keras.behaviour.events import read_transactions
+from nmt_keras.behaviour.examples import parse_date, time_split
+from nmt_keras.behaviour.ranking import ranking_metrics
 from nmt_keras.behaviour.run import BehaviourRunPaths, load_recommender
+from nmt_keras.behaviour.training import python_ranker, rank, session_ranker
 from nmt_keras.cli import main
 from nmt_keras.export.audit import run_in_session
 from nmt_keras.serving import Client, History, ServerOptions, start_server
@@ -20,12 +24,13 @@ HISTORY = History(
 )
 
 
-def write_config(tmp_path, transactions, family):
+def write_config(tmp_path, transactions, family, repeat=False):
     config = tmp_path / f"{family}.yaml"
     config.write_text(
         f"name: {family}\n"
         f"data: {{transactions: {transactions}, cutoff: '2011-07-01', history_length: 6}}\n"
-        f"model: {{family: {family}, units: 8, num_heads: 2, attention_units: 4, dropout: 0.0}}\n"
+        f"model: {{family: {family}, units: 8, num_heads: 2, attention_units: 4, dropout: 0.0,"
+        f" repeat: {str(repeat).lower()}, sequence_length: 4}}\n"
         "training: {batch_size: 16, negatives: 8, epochs: 2, top_k: 3}\n"
     )
     return str(config)
@@ -33,11 +38,11 @@ def write_config(tmp_path, transactions, family):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A gru-luong run trained by `nmt-keras behaviour train` on synthetic transactions."""
+    """A repeat-aware gru-luong run trained by `nmt-keras behaviour train` on synthetic data."""
     root = tmp_path_factory.mktemp("retail")
     transactions = write_transactions(root / "retail.csv.gz")
     run_dir = str(root / "run")
-    config = write_config(root, transactions, "gru-luong")
+    config = write_config(root, transactions, "gru-luong", repeat=True)
     assert main(["behaviour", "train", "--config", config, "--run-dir", run_dir]) == 0
     return root, transactions, run_dir
 
@@ -48,11 +53,13 @@ def test_training_writes_a_run_with_its_metrics(trained):
     metrics = json.loads(open(paths.metrics).read())
     assert metrics["family"] == "gru-luong" and metrics["examples"] > 0
     assert 0.0 <= metrics["recall@3"] <= 1.0 and metrics["parameters"] > 0
+    assert len(metrics["per_example"]["recall@3"]) == metrics["examples"]
+    assert 0.0 <= metrics["repeat_share@3"] <= 1.0
     _, recommender = load_recommender(run_dir)
-    assert recommender.k == 3 and recommender.explains
+    assert recommender.k == 3 and recommender.explains and recommender.model.repeat
 
 
-@pytest.mark.parametrize("family", ["popularity", "repeat-basket"])
+@pytest.mark.parametrize("family", ["popularity", "repeat-basket", "decayed-topfreq", "up-cf"])
 def test_baselines_count_and_evaluate(trained, family, capsys):
     root, transactions, _ = trained
     run_dir = str(root / family)
@@ -60,7 +67,23 @@ def test_baselines_count_and_evaluate(trained, family, capsys):
     assert main(["behaviour", "train", "--config", config, "--run-dir", run_dir]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["parameters"] == 0 and metrics["hit_rate@3"] > 0.0
+    tuned = family in ("decayed-topfreq", "up-cf")
+    assert bool(metrics["hyperparameters"]) == tuned
     assert main(["behaviour", "export", run_dir, "--model_base_path", str(root / "x")]) == 2
+
+
+def test_the_session_loader_ranks_as_python_does(trained, capsys):
+    root, transactions, run_dir = trained
+    base = root / "ranked"
+    assert main(["behaviour", "export", run_dir, "--model_base_path", str(base)]) == 0
+    version = capsys.readouterr().out.strip()
+    config, recommender = load_recommender(run_dir)
+    invoices, _ = read_transactions(transactions)
+    _, test = time_split(invoices, parse_date(config.data.cutoff), config.data.history_length)
+    in_python = rank(python_ranker(recommender), test)
+    assert rank(session_ranker(version), test) == in_python
+    metrics = json.loads(open(BehaviourRunPaths(run_dir).metrics).read())
+    assert ranking_metrics(in_python, test.targets, 3)["recall@3"] == metrics["recall@3"]
 
 
 def test_export_serves_products_and_attention_over_grpc(trained, capsys):

@@ -89,6 +89,14 @@ def call_transformer_decoder(layer, inputs, training=None):
     return layer(inputs["tokens"], memory, return_attention_scores=True, training=training)
 
 
+def call_repeat_decoder(layer, inputs, training=None):
+    """`RepeatDecoder(statistics, repeat_set, item_embeddings, user)`."""
+    del training  # the decoder has no dropout
+    return layer(
+        inputs["statistics"], inputs["repeat_set"], inputs["item_embeddings"], inputs["user"]
+    )
+
+
 CALLS = {
     function.__name__: function
     for function in (
@@ -100,6 +108,7 @@ CALLS = {
         call_transformer_encoder_layer,
         call_transformer_decoder_layer,
         call_transformer_decoder,
+        call_repeat_decoder,
     )
 }
 
