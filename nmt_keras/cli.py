@@ -4,7 +4,9 @@ The next-purchase application adds `nmt-keras behaviour train|export|explain`.
 
 A user mistake (bad config key, missing file, malformed corpus, incomplete run) prints
 one line naming the culprit and exits with status 2; TensorFlow is imported only once a
-command runs, so `--help` is instant.
+command runs, so `--help` is instant. TensorFlow's native start-up chatter (INFO and
+WARNING lines, the GPU probe's error on a machine without one) is filtered out of stderr
+(`native_logs`); `nmt-keras --verbose <command>` shows it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 
 from nmt_keras.behaviour import cli as behaviour_cli
 from nmt_keras.config import STRATEGIES
+from nmt_keras.native_logs import filter_native_logs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -309,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nmt-keras", description="Neural machine translation on Keras 3."
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's native log lines too (its start-up INFO, WARNING and GPU probe)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model from a YAML recipe")
@@ -433,6 +441,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"nmt-keras: error: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr
         )
         return USER_ERROR_EXIT
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return _run(args)
+    with filter_native_logs():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Runs the parsed command; a user's mistake is one line on stderr and status 2."""
     from nmt_keras.config import ConfigError
     from nmt_keras.data.corpus import CorpusError
     from nmt_keras.decoding import DecodingError
