@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 
@@ -40,6 +41,9 @@ from nmt_keras.behaviour.examples import (
 from nmt_keras.behaviour.ranking import ranking_metrics
 
 _SECONDS_PER_DAY = 86_400.0
+# Histories scored at once by the neighbour baselines: a block gathers a
+# (block, neighbours, catalogue) array, 300 MB at 64 x 300 x 3,600.
+_BLOCK = 64
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -153,8 +157,9 @@ class PersonalTopFrequency(_PersonalRecommender):
         self.half_life_days = half_life_days
 
     def _scores(self, examples):
-        for items, timestamps, quantities in _rows(examples):
-            baskets = purchase_baskets(items, timestamps, quantities)
+        for (items, timestamps, _), baskets in zip(
+            _rows(examples), _baskets(examples), strict=True
+        ):
             scores: dict[str, float] = {}
             latest = max((int(t) for t in timestamps[items != ""]), default=0)
             for timestamp, basket in reversed(baskets):  # newest first: ties keep recency
@@ -255,8 +260,8 @@ class TIFUKNN(_PersonalRecommender):
     def _vectors(self, examples: HistoryExamples) -> np.ndarray:
         """float32 `(len(examples), catalogue)`: the user vector of each row (eq. 1-3)."""
         vectors = np.zeros((len(examples), len(self._items)), np.float32)
-        for row, (items, timestamps, quantities) in enumerate(_rows(examples)):
-            baskets = [basket for _, basket in purchase_baskets(items, timestamps, quantities)]
+        for row, dated_baskets in enumerate(_baskets(examples)):
+            baskets = [basket for _, basket in dated_baskets]
             groups = [
                 baskets[max(0, end - self.group_size) : end]
                 for end in range(len(baskets), 0, -self.group_size)
@@ -273,11 +278,11 @@ class TIFUKNN(_PersonalRecommender):
     def _scores(self, examples):
         users = self._vectors(examples)
         squared = np.sum(self._neighbour_vectors**2, axis=1)
-        for start in range(0, len(users), 512):
-            block = users[start : start + 512]
+        for start in range(0, len(users), _BLOCK):
+            block = users[start : start + _BLOCK]
             # (block, neighbours): squared Euclidean distances, less the constant |u|^2.
             distances = squared[None, :] - 2.0 * block @ self._neighbour_vectors.T
-            customers = np.array(examples.customers[start : start + 512], dtype=object)
+            customers = np.array(examples.customers[start : start + _BLOCK], dtype=object)
             distances[customers[:, None] == self._neighbour_customers[None, :]] = np.inf
             count = min(self.neighbours, distances.shape[1])
             nearest = np.argpartition(distances, count - 1, axis=1)[:, :count]
@@ -332,8 +337,8 @@ class UPCF(_PersonalRecommender):
         """float32 `(len(examples), catalogue)` basket counts `x` and recent shares `rc`."""
         counts = np.zeros((len(examples), len(self._items)), np.float32)
         recent = np.zeros_like(counts)
-        for row, (items, timestamps, quantities) in enumerate(_rows(examples)):
-            baskets = [basket for _, basket in purchase_baskets(items, timestamps, quantities)]
+        for row, dated_baskets in enumerate(_baskets(examples)):
+            baskets = [basket for _, basket in dated_baskets]
             for position, basket in enumerate(baskets):
                 columns = [self._index[item] for item in basket if item in self._index]
                 counts[row, columns] += 1.0
@@ -345,19 +350,19 @@ class UPCF(_PersonalRecommender):
         counts, recent = self._profiles(examples)
         norms = np.sqrt(np.sum(self._neighbour_counts**2, axis=1))
         neighbour_norms = norms ** (2.0 * (1.0 - self.asymmetry))
-        for start in range(0, len(counts), 512):
-            block = counts[start : start + 512]
+        for start in range(0, len(counts), _BLOCK):
+            block = counts[start : start + _BLOCK]
             block_norms = np.sqrt(np.sum(block**2, axis=1, keepdims=True)) ** (2.0 * self.asymmetry)
             similarity = (block @ self._neighbour_counts.T) / np.maximum(
                 block_norms * neighbour_norms[None, :], 1e-12
             )
-            customers = np.array(examples.customers[start : start + 512], dtype=object)
+            customers = np.array(examples.customers[start : start + _BLOCK], dtype=object)
             similarity[customers[:, None] == self._neighbour_customers[None, :]] = 0.0
             count = min(self.neighbours, similarity.shape[1])
             nearest = np.argpartition(-similarity, count - 1, axis=1)[:, :count]
             weights = np.take_along_axis(similarity, nearest, axis=1) ** self.locality
             # (block, count) x (block, count, catalogue) -> (block, catalogue)
-            scores = recent[start : start + 512] + np.einsum(
+            scores = recent[start : start + _BLOCK] + np.einsum(
                 "bn,bni->bi", weights, self._neighbour_recent[nearest]
             )
             for row in scores:
@@ -432,6 +437,12 @@ def select_hyperparameters(
 def _rows(examples: HistoryExamples):
     """`(items, timestamps, quantities)` of each history row."""
     return zip(examples.items, examples.timestamps, examples.quantities, strict=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _baskets(examples: HistoryExamples) -> list[list[tuple[int, tuple[str, ...]]]]:
+    """`purchase_baskets` of each row, computed once per examples (a grid reuses them)."""
+    return [purchase_baskets(*row) for row in _rows(examples)]
 
 
 def _nonzero(scores: np.ndarray, items: list[str]) -> dict[str, float]:

@@ -37,6 +37,10 @@ STATISTIC_NAMES = (
     "customer_baskets",  # the customer's baskets
     "tenure_days",  # days from the customer's first event to the latest
     "last_gap_days",  # days between the product's last two baskets (0 when bought once)
+    "share_of_last_3",  # share of the customer's last 3 baskets that hold the product
+    "share_of_last_10",  # the same over the last 10 baskets (UP-CF@r's recency profile)
+    "decayed_30",  # the product's baskets weighted 0.5 ** (days before the latest / 30)
+    "decayed_180",  # the same at a 180-day half-life (time-decayed P-TopFreq)
 )
 NUM_STATISTICS = len(STATISTIC_NAMES)
 
@@ -128,6 +132,20 @@ def purchase_statistics(item_ids, timestamps, quantities, first_item_id: int) ->
     last_gap = tf.cast(previous_bought - seconds_before, tf.float32) / _SECONDS_PER_DAY
     total_quantity = tf.reduce_sum(tf.where(same_purchase, quantities[:, None, :], 0.0), axis=2)
     cancellations = _count(same_product & pairs(real, cancellation))
+    # The product's baskets, weighted by recency in baskets and in days.
+    product_baskets = tf.cast(same_purchase & opens_product_basket[:, None, :], tf.float32)
+
+    def over_product_baskets(weights):
+        # (batch, len, len) x (batch, len) -> (batch, len): sum_s [t, s] weights[s].
+        return tf.reduce_sum(product_baskets * weights[:, None, :], axis=2)
+
+    def share_of_last(count):
+        recent = tf.cast(baskets_since < count, tf.float32)
+        return over_product_baskets(recent) / tf.minimum(tf.maximum(customer_baskets, 1.0), count)
+
+    def decayed(half_life_days):
+        return tf.math.log1p(over_product_baskets(0.5 ** (days_before / half_life_days)))
+
     earliest = tf.reduce_max(days_before, axis=1, keepdims=True)  # the first event's age
     repeat_set = (
         purchase & (item_ids >= first_item_id) & ~tf.reduce_any(same_purchase & later, axis=2)
@@ -151,6 +169,10 @@ def purchase_statistics(item_ids, timestamps, quantities, first_item_id: int) ->
         ),
         "tenure_days": tf.broadcast_to(tf.math.log1p(earliest) / _LOG_DAYS, tf.shape(days_before)),
         "last_gap_days": tf.math.log1p(last_gap) / _LOG_DAYS,
+        "share_of_last_3": share_of_last(3.0),
+        "share_of_last_10": share_of_last(10.0),
+        "decayed_30": decayed(30.0) / _LOG_COUNT,
+        "decayed_180": decayed(180.0) / _LOG_COUNT,
     }
     # (batch, len, NUM_STATISTICS), zero except on purchases.
     stacked = tf.stack([statistics[name] for name in STATISTIC_NAMES], axis=-1)

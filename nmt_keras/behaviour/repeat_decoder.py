@@ -55,11 +55,12 @@ class RepeatDecoder(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
+        >>> from nmt_keras.behaviour.purchase_statistics import NUM_STATISTICS
         >>> from nmt_keras.behaviour.repeat_decoder import RepeatDecoder
         >>> decoder = RepeatDecoder(units=8, attention_units=4)
         >>> repeat_set = np.array([[True, False, True], [False, False, False]])
         >>> repeat, explore = decoder(
-        ...     np.ones((2, 3, 14), "float32"), repeat_set,
+        ...     np.ones((2, 3, NUM_STATISTICS), "float32"), repeat_set,
         ...     np.ones((2, 3, 8), "float32"), np.ones((2, 8), "float32"),
         ... )
         >>> probabilities = np.exp(repeat).sum(-1) + np.exp(explore)  # the two modes

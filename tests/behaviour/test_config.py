@@ -6,7 +6,8 @@ from nmt_keras.config import ConfigError
 
 def test_the_recipe_loads():
     config = BehaviourConfig.from_yaml("training/configs/retail.yaml")
-    assert config.model.family == "self-attention" and config.data.cutoff == "2011-11-01"
+    assert (config.model.family, config.model.repeat) == ("gru-luong", True)
+    assert config.data.cutoff == "2011-11-01" and config.data.end is None
 
 
 @pytest.mark.parametrize(
@@ -17,6 +18,10 @@ def test_the_recipe_loads():
         ({"model": {"units": 30, "num_heads": 4}}, "Expected model.num_heads to divide"),
         ({"data": {"cutoff": "2011-13-01"}}, "data.cutoff: Expected a date"),
         ({"data": {"history_length": 0}}, "Expected data.history_length to be positive"),
+        ({"data": {"end": "2011-10-01"}}, "Expected data.end after data.cutoff"),
+        ({"data": {"validation_days": 0}}, "Expected data.validation_days to be positive"),
+        ({"model": {"sequence_length": 0}}, "Expected model.sequence_length to be positive"),
+        ({"model": {"repeat": "yes"}}, "Expected model.repeat to be of type bool"),
         ({"training": {"max_basket": 0}}, "Expected training.max_basket to be positive"),
         ({"training": {"top_k": "ten"}}, "Expected training.top_k to be of type int"),
     ],

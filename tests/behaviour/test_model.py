@@ -4,6 +4,7 @@ import pytest
 
 from nmt_keras.behaviour import MODEL_FAMILIES, EventEmbedding, EventFeaturizer, NextPurchaseModel
 from nmt_keras.behaviour.model import basket_loss
+from nmt_keras.behaviour.purchase_statistics import NUM_STATISTICS
 from nmt_keras.behaviour.recommender import Recommender
 from nmt_keras.behaviour.repeat_decoder import LOG_ZERO, RepeatDecoder
 from tests.layers.harness import call_repeat_decoder, run_layer_test
@@ -179,7 +180,7 @@ def test_event_embedding_layer_contract(tmp_path):
 def test_repeat_decoder_layer_contract(tmp_path):
     rng = np.random.default_rng(0)
     inputs = {
-        "statistics": rng.uniform(size=(2, 4, 14)).astype("float32"),
+        "statistics": rng.uniform(size=(2, 4, NUM_STATISTICS)).astype("float32"),
         "repeat_set": np.array([[True, False, True, True], [False] * 4]),
         "item_embeddings": rng.normal(size=(2, 4, 8)).astype("float32"),
         "user": rng.normal(size=(2, 8)).astype("float32"),

@@ -55,6 +55,14 @@ def test_counts_recency_and_gaps_of_each_product():
     assert values["in_last_basket"][1] == 0.0 and values["bought_again"][1] == 0.0
     assert values["mean_gap_days"][1] == 0.0 and values["last_gap_days"][1] == 0.0
     assert values["cancellations"][1] == pytest.approx(log_scaled(1, 100))
+    # Recency profiles: product 2 is in each of the 3 baskets, product 3 in one.
+    assert values["share_of_last_3"][5] == values["share_of_last_10"][5] == pytest.approx(1.0)
+    assert values["share_of_last_3"][1] == pytest.approx(1 / 3)
+    decayed = 0.5 ** (40 / 30) + 0.5 ** (30 / 30) + 1.0  # the baskets of days 0, 10, 40
+    assert values["decayed_30"][5] == pytest.approx(math.log1p(decayed) / math.log1p(100))
+    assert values["decayed_180"][1] == pytest.approx(
+        math.log1p(0.5 ** (30 / 180)) / math.log1p(100)
+    )
     # The customer: 3 baskets, first event 40 days before the latest.
     assert values["customer_baskets"][0] == pytest.approx(log_scaled(3, 100))
     assert values["tenure_days"][0] == pytest.approx(log_scaled(40, 365))
