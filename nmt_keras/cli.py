@@ -450,30 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Runs the parsed command; a user's mistake is one line on stderr and status 2."""
-    from nmt_keras.config import ConfigError
-    from nmt_keras.data.corpus import CorpusError
-    from nmt_keras.decoding import DecodingError
-    from nmt_keras.export import AuditError, VersionError, WarmupError
-    from nmt_keras.run import RunError
-    from nmt_keras.serving import ServerError, ServingError
+    from nmt_keras.errors import NmtKerasError
 
     try:
         if hasattr(args, "beam_size"):
             args.decoding = _decoding_options(args)
         return args.handler(args) or 0
-    except (
-        *behaviour_cli.user_errors(),
-        AuditError,
-        ConfigError,
-        CorpusError,
-        DecodingError,
-        FileNotFoundError,
-        RunError,
-        ServerError,
-        ServingError,
-        VersionError,
-        WarmupError,
-    ) as error:
+    except (NmtKerasError, FileNotFoundError) as error:
         print(f"nmt-keras: error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT
 

@@ -19,10 +19,11 @@ import yaml
 
 from nmt_keras import rules
 from nmt_keras.atomic import atomic_write
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.evaluation import check_bleu_tokenize
 
 
-class ConfigError(ValueError):
+class ConfigError(NmtKerasError, ValueError):
     """A configuration file, key or value is invalid."""
 
 

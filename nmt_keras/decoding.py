@@ -8,12 +8,13 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.search import beam_search, greedy_search, sample
 from nmt_keras.search.result import SearchResult
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
-class DecodingError(ValueError):
+class DecodingError(NmtKerasError, ValueError):
     """Decoding options that are invalid, or that the model cannot run."""
 
 

@@ -20,6 +20,7 @@ import keras
 
 from nmt_keras.config import Config
 from nmt_keras.decoding import GREEDY, DecodingOptions
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.models import build_model
 from nmt_keras.text.tokenizer import Tokenizer
 from nmt_keras.translator import Translator
@@ -27,7 +28,7 @@ from nmt_keras.translator import Translator
 CHECKPOINTS = ("best", "last")
 
 
-class RunError(ValueError):
+class RunError(NmtKerasError, ValueError):
     """A run directory is missing, incomplete or belongs to another experiment."""
 
 

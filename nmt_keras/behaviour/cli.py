@@ -31,7 +31,19 @@ def _train(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from nmt_keras.behaviour.export import export_recommender
     from nmt_keras.behaviour.run import BehaviourRunPaths, load_recommender
+    from nmt_keras.run import RunError
 
+    if args.run_positional is not None:
+        if args.run is not None:
+            raise RunError("Give the run once: --run RUN (the positional RUN is deprecated).")
+        print(
+            "nmt-keras: warning: `behaviour export RUN` is deprecated and will be removed; "
+            "use `behaviour export --run RUN`, as `nmt-keras export` does.",
+            file=sys.stderr,
+        )
+        args.run = args.run_positional
+    if args.run is None:
+        raise RunError("behaviour export needs the run directory: --run RUN.")
     _, recommender = load_recommender(args.run)
     paths = BehaviourRunPaths(args.run)
     print(
@@ -144,7 +156,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     export = actions.add_parser("export", help="write a versioned SavedModel for TF Serving")
-    export.add_argument("run", help="run directory of a trained model")
+    export.add_argument("--run", help="run directory of a trained model")
+    export.add_argument("run_positional", nargs="?", metavar="RUN", help=argparse.SUPPRESS)
     export.add_argument("--model_base_path", required=True, help="versions go below")
     export.add_argument("--version", type=int, help="version number (default: next free)")
     export.set_defaults(handler=_export)
@@ -167,10 +180,3 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     explain.add_argument("--output", default="explanation.png", help="PNG file")
     explain.set_defaults(handler=_explain)
-
-
-def user_errors() -> tuple[type[Exception], ...]:
-    """The exceptions, besides the translation commands' ones, that are a user's mistake."""
-    from nmt_keras.behaviour.events import BehaviourDataError
-
-    return (BehaviourDataError,)

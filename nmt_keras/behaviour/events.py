@@ -40,13 +40,15 @@ import zlib
 from collections.abc import Callable
 from typing import IO, Any
 
+from nmt_keras.errors import NmtKerasError
+
 REQUIRED_COLUMNS = ("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID")
 
 _PRODUCT_CODE = re.compile(r"\d{5}[A-Za-z]*")
 _DATE_FORMAT = "%Y-%m-%d %H:%M"
 
 
-class BehaviourDataError(ValueError):
+class BehaviourDataError(NmtKerasError, ValueError):
     """A transactions file or one of its rows/columns is unusable."""
 
 

@@ -12,6 +12,8 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from nmt_keras.errors import NmtKerasError
+
 if TYPE_CHECKING:
     from nmt_keras.config import CorpusFiles
 
@@ -25,7 +27,7 @@ _CHUNK_BYTES = 1 << 20
 _CHUNK_LINES = 8192
 
 
-class CorpusError(ValueError):
+class CorpusError(NmtKerasError, ValueError):
     """A corpus file is missing or malformed; the one-line message names the file and line."""
 
 

@@ -22,6 +22,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.serving import warmup
 from nmt_keras.serving.predict import PREDICT_METHOD
 from nmt_keras.serving.servable import Servable
@@ -53,7 +54,7 @@ XLA_MUST_COMPILE = "_XlaMustCompile"
 TOP_LEVEL = "<graph>"
 
 
-class AuditError(ValueError):
+class AuditError(NmtKerasError, ValueError):
     """A SavedModel uses an op that stock TensorFlow Serving cannot run."""
 
 

@@ -15,11 +15,12 @@ import tempfile
 from collections.abc import Iterator
 
 from nmt_keras.atomic import new_directory_mode, new_file_mode
+from nmt_keras.errors import NmtKerasError
 
 STAGING_PREFIX = ".tmp-export-"
 
 
-class VersionError(ValueError):
+class VersionError(NmtKerasError, ValueError):
     """A requested export version is invalid or already taken."""
 
 

@@ -41,6 +41,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.serving.signatures import (
     ALIGN,
     CONTRACTS,
@@ -107,7 +108,7 @@ class Recommendation:
     attention: np.ndarray | None = None
 
 
-class ServingError(Exception):
+class ServingError(NmtKerasError):
     """A failed call to the model server, or a server that cannot serve this client.
 
     Every gRPC failure raised by `Client` is a `ServingError`, whatever the status code.

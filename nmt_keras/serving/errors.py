@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import grpc
 
+from nmt_keras.errors import NmtKerasError
+
 # The real server cuts error messages at this many characters (grpc_status_util.cc).
 MAX_ERROR_MESSAGE_CHARS = 1024
 
 
-class ServerError(ValueError):
+class ServerError(NmtKerasError, ValueError):
     """The server cannot start or cannot apply a configuration.
 
     The message is a single line naming the culprit (a flag, a path, a model version).

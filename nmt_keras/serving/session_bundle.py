@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.serving import tf_c_api
 from nmt_keras.serving.signatures import SERVE_TAG
 from nmt_keras.serving.tensors import NUMPY_DTYPES
@@ -31,7 +32,7 @@ from nmt_keras.serving.tensors import NUMPY_DTYPES
 _TF_DTYPES = {dtype: enum for enum, dtype in NUMPY_DTYPES.items()}
 
 
-class SessionLoadError(ValueError):
+class SessionLoadError(NmtKerasError, ValueError):
     """The C++ session loader cannot load a SavedModel (the message is one line)."""
 
 

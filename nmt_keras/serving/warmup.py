@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.serving.predict import RequestLimits, run_predict
 from nmt_keras.serving.servable import Servable
 from nmt_keras.serving.signatures import (
@@ -63,7 +64,7 @@ DEFAULT_WARMUP_HISTORIES: tuple[tuple[History, ...], ...] = (
 )
 
 
-class WarmupError(ValueError):
+class WarmupError(NmtKerasError, ValueError):
     """A warmup record is malformed or fails on the SavedModel."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
+from nmt_keras.errors import NmtKerasError
 from nmt_keras.rules import AUTO_COVERAGE, MIN_COVERAGE, check_character_coverage
 from nmt_keras.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
@@ -46,7 +47,7 @@ _TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+)
 _ALPHABET_MARGIN = 0.02
 
 
-class VocabularyTooSmallError(ValueError):
+class VocabularyTooSmallError(NmtKerasError, ValueError):
     """The vocabulary cannot hold the pieces the settings require.
 
     Attributes:

@@ -69,13 +69,14 @@ def test_baselines_count_and_evaluate(trained, family, capsys):
     assert metrics["parameters"] == 0 and metrics["hit_rate@3"] > 0.0
     tuned = family in ("decayed-topfreq", "up-cf")
     assert bool(metrics["hyperparameters"]) == tuned
-    assert main(["behaviour", "export", run_dir, "--model_base_path", str(root / "x")]) == 2
+    export = ["behaviour", "export", "--run", run_dir, "--model_base_path", str(root / "x")]
+    assert main(export) == 2
 
 
 def test_the_session_loader_ranks_as_python_does(trained, capsys):
     root, transactions, run_dir = trained
     base = root / "ranked"
-    assert main(["behaviour", "export", run_dir, "--model_base_path", str(base)]) == 0
+    assert main(["behaviour", "export", "--run", run_dir, "--model_base_path", str(base)]) == 0
     version = capsys.readouterr().out.strip()
     config, recommender = load_recommender(run_dir)
     invoices, _ = read_transactions(transactions)
@@ -89,8 +90,11 @@ def test_the_session_loader_ranks_as_python_does(trained, capsys):
 def test_export_serves_products_and_attention_over_grpc(trained, capsys):
     root, transactions, run_dir = trained
     base = root / "served"
+    # The positional run of earlier releases still works, with a one-line deprecation.
     assert main(["behaviour", "export", run_dir, "--model_base_path", str(base)]) == 0
-    version = capsys.readouterr().out.strip()
+    captured = capsys.readouterr()
+    version = captured.out.strip()
+    assert captured.err.count("\n") == 1 and "use `behaviour export --run RUN`" in captured.err
     assert version == str(base / "1")
     assert run_in_session(version) > 0  # the C++ session loader replays every warmup record
     _, recommender = load_recommender(run_dir)
@@ -186,3 +190,18 @@ def test_a_cutoff_after_every_invoice_is_one_line(trained, tmp_path, capsys):
     argv = ["behaviour", "train", "--config", config, "--set", "data.cutoff=2012-01-01"]
     assert main([*argv, "--run-dir", str(tmp_path / "run")]) == 2
     assert "expected purchase invoices on both sides of data.cutoff" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "needs the run directory: --run RUN"),
+        (["runs/a", "--run", "runs/b"], "Give the run once"),
+    ],
+)
+def test_export_needs_one_run(tmp_path, capsys, argv, message):
+    base = ["behaviour", "export", "--model_base_path", str(tmp_path / "models")]
+    assert main([*base, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "models").exists()
