@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 
 def embedding_initializer(units: int) -> keras.initializers.Initializer:
@@ -12,17 +11,20 @@ def embedding_initializer(units: int) -> keras.initializers.Initializer:
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
-class SharedEmbedding(keras.layers.Layer):
+class SharedEmbedding(keras.layers.ReversibleEmbedding):
     """One table for the target input embedding and the output projection.
 
     Vaswani et al. 2017, sec. 3.4 (after Press & Wolf 2017): the pre-softmax linear
-    transformation is the transposed embedding matrix, logits = x E^T. Create it with
+    transformation is the transposed embedding matrix, logits = x E^T. This is Keras's
+    `ReversibleEmbedding` with tied weights, named by this project's options and
+    initialised N(0, units^-0.5) (`embedding_initializer`). Create it with
     `dtype="float32"`, so logits stay float32 under the `"mixed_float16"` policy; the
     embeddings it looks up are then float32, and the next layer casts them.
 
     Args:
         vocab_size: Vocabulary size V.
         units: Embedding size d_model.
+        **kwargs: Other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call args:
         inputs: int `(batch, time)` ids, or with `reverse=True` float
@@ -43,27 +45,14 @@ class SharedEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size: int, units: int, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(
+            vocab_size, units, embeddings_initializer=embedding_initializer(units), **kwargs
+        )
         self.vocab_size = vocab_size
         self.units = units
 
-    def build(self, input_shape):
-        """Creates the `(vocab_size, units)` table."""
-        self.embeddings = self.add_weight(
-            shape=(self.vocab_size, self.units),
-            initializer=embedding_initializer(self.units),
-            name="embeddings",
-        )
-
-    def call(self, inputs, reverse=False):
-        """Looks up ids, or projects features to logits; see the class docstring."""
-        if reverse:
-            # (batch, time, units) @ (units, vocab) -> (batch, time, vocab)
-            return ops.matmul(inputs, ops.transpose(self.embeddings))
-        return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
-
     def get_config(self):
-        """Returns the constructor arguments."""
-        config = super().get_config()
+        """Returns the constructor arguments (the configs of earlier releases load too)."""
+        config = keras.layers.Layer.get_config(self)
         config.update(vocab_size=self.vocab_size, units=self.units)
         return config

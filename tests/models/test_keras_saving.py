@@ -6,6 +6,8 @@ translations; a compiled model must come back with its optimizer, ready to train
 SavedModel written by the exporter's `ServingModule` must load as a Keras layer.
 """
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -274,3 +276,18 @@ def test_tfsm_model_keras_file_round_trip_needs_unsafe_mode(export, served, tmp_
         keras.models.load_model(path)
     loaded = keras.models.load_model(path, safe_mode=False)
     assert_same_outputs(served, as_numpy(loaded(tf.constant(SENTENCES))))
+
+
+LEGACY = os.path.join(os.path.dirname(__file__), "legacy", "transformer-0.1.0")
+
+
+def test_a_model_saved_by_an_earlier_release_loads_with_the_same_logits():
+    # Saved at commit ec4765d, when SharedEmbedding was a plain Layer with its own table:
+    # a Transformer (shared target embeddings, 2 heads, d 8, vocabularies of 20) and its
+    # logits for two source/target pairs.
+    expected = np.load(f"{LEGACY}.npz")
+    model = keras.models.load_model(f"{LEGACY}.keras")
+    assert isinstance(model, Transformer)
+    assert isinstance(model.decoder.embedding, keras.layers.ReversibleEmbedding)
+    logits = model({"source": expected["source"], "target": expected["target"]})
+    np.testing.assert_allclose(np.asarray(logits), expected["logits"], rtol=1e-6, atol=1e-6)
