@@ -6,10 +6,12 @@ import keras
 from keras import ops
 
 from nmt_keras.layers import BahdanauAttention
+from nmt_keras.layers.attention import MASK_VALUE
 
 #: Log-probability of what cannot happen (a product outside the repeat set, a sampled
-#: negative left out of a softmax): exp() of it is exactly 0 in float32.
-LOG_ZERO = -1e9
+#: negative left out of a softmax): the attention layers' masked score, whose exp() is
+#: exactly 0 in float32.
+LOG_ZERO = MASK_VALUE
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
@@ -50,7 +52,7 @@ class RepeatDecoder(keras.layers.Layer):
 
     Returns:
         `(repeat_log_probs, explore_log_gate)`: float32 `(batch, history_len)`,
-        `log P(repeat) + log P_r(j)` on the set's elements and -1e9 elsewhere, and
+        `log P(repeat) + log P_r(j)` on the set's elements and `LOG_ZERO` elsewhere, and
         float32 `(batch,)`, `log P(explore)` (0 for a customer without past products).
 
     Example:

@@ -4,10 +4,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# Scores are masked after the cast to float32, so one large negative value serves every
-# compute dtype: -1e9 is finite in float32 (it would overflow to -inf in float16) and
-# exp(-1e9 - max_score) underflows to exactly 0.
-_MASK_VALUE = -1e9
+#: The score of a masked position. Scores are masked after the cast to float32, so one
+#: large negative value serves every compute dtype: -1e9 is finite in float32 (it would
+#: overflow to -inf in float16) and exp(-1e9 - max_score) underflows to exactly 0.
+MASK_VALUE = -1e9
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
@@ -180,7 +180,7 @@ class Attention(keras.layers.Layer):
         scores = ops.cast(self._score(query, key), "float32")  # (batch, tgt_len, src_len)
         allowed, prior = self._window(query, value, mask, positions)
         if allowed is not None:
-            scores = ops.where(allowed, scores, _MASK_VALUE)
+            scores = ops.where(allowed, scores, MASK_VALUE)
         # keras.ops.softmax warns on a single source position (a one-event history); same op.
         weights = tf.nn.softmax(scores, axis=-1)
         if allowed is not None:

@@ -6,11 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from nmt_keras.layers.attention import MASK_VALUE
 from nmt_keras.rules import check_num_heads
-
-# As in `nmt_keras.layers.attention`: scores are masked in float32, where -1e9 is finite
-# and exp(-1e9 - max_score) underflows to exactly 0.
-_MASK_VALUE = -1e9
 
 
 def causal_mask(query_length, key_length):
@@ -34,8 +31,8 @@ def causal_mask(query_length, key_length):
 
 
 @keras.saving.register_keras_serializable(package="nmt_keras")
-class MultiHeadAttention(keras.layers.Layer):
-    """Multi-head attention with keys and values that can be projected ahead of time.
+class MultiHeadAttention(keras.layers.MultiHeadAttention):
+    """Keras's multi-head attention, with keys and values that can be projected ahead of time.
 
     Implements Vaswani et al. 2017, sec. 3.2.1 eq. 1 and sec. 3.2.2:
 
@@ -43,22 +40,24 @@ class MultiHeadAttention(keras.layers.Layer):
         MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
             head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)
 
-    with d_k = d_v = units / num_heads, K = V = the memory. The per-head projections are
-    kernels `(units, heads, depth)`, so projected tensors are `(batch, time, heads, depth)`.
-
+    with d_k = d_v = units / num_heads, K = V = the memory. It is
+    `keras.layers.MultiHeadAttention` (its projections, `(units, heads, depth)` kernels,
+    and dropout) with what a decoder adds, as keras-hub's `CachedMultiHeadAttention` does:
     `project_key_value(memory)` is split out of the call so a decoder projects the
     encoder memory once per sentence and keeps a self-attention cache of projected keys
     and values; `attend()` takes them as they are. `call(query, memory)` does both.
 
     Masked positions get weight exactly 0; the softmax runs in float32, so the layer works
-    under the `"mixed_float16"` policy. A query with no visible key gets all-zero weights
-    and a zero context before the output projection. Dropout applies to the weights used
-    for the context; the returned weights are the undropped distribution.
+    under the `"mixed_float16"` policy (Keras's own softmax runs in the compute dtype). A
+    query with no visible key gets all-zero weights and a zero context before the output
+    projection (Keras's gives it uniform weights). Dropout applies to the weights used for
+    the context; the returned weights are the undropped distribution.
 
     Args:
         units: Model size d_model, the size of queries, memory and outputs.
         num_heads: Number of heads h; must divide `units`.
         dropout: Dropout rate on the attention weights.
+        **kwargs: Other `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call args:
         query: float `(batch, tgt_len, units)`.
@@ -97,43 +96,15 @@ class MultiHeadAttention(keras.layers.Layer):
     """
 
     def __init__(self, units: int, num_heads: int, dropout: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
         check_num_heads(units, num_heads)
+        super().__init__(num_heads, key_dim=units // num_heads, dropout=dropout, **kwargs)
+        # The call takes explicit masks; Keras's implicit ones would not reach it.
+        self.supports_masking = False
         self.units = units
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.depth = units // num_heads
-
-        def head_projection(name):
-            # (batch, time, units) @ (units, heads, depth) -> (batch, time, heads, depth)
-            return keras.layers.EinsumDense(
-                "btu,uhd->bthd",
-                output_shape=(None, num_heads, self.depth),
-                bias_axes="hd",
-                dtype=self.dtype_policy,
-                name=name,
-            )
-
-        self.query_dense = head_projection("query")
-        self.key_dense = head_projection("key")
-        self.value_dense = head_projection("value")
-        # (batch, time, heads, depth) @ (heads, depth, units) -> (batch, time, units)
-        self.output_dense = keras.layers.EinsumDense(
-            "bthd,hdu->btu",
-            output_shape=(None, units),
-            bias_axes="u",
-            dtype=self.dtype_policy,
-            name="output",
-        )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
 
     def build(self, query_shape, memory_shape=None):
         """Builds the projections; the memory has the query's shape when not given."""
-        memory_shape = query_shape if memory_shape is None else memory_shape
-        self.query_dense.build(query_shape)
-        self.key_dense.build(memory_shape)
-        self.value_dense.build(memory_shape)
-        self.output_dense.build((None, None, self.num_heads, self.depth))
+        super().build(query_shape, query_shape if memory_shape is None else memory_shape)
 
     def project_key_value(self, memory):
         """Projects a memory into per-head keys and values.
@@ -180,7 +151,7 @@ class MultiHeadAttention(keras.layers.Layer):
             As the layer call.
         """
         # Scaling the queries, not the scores, keeps float16 products small.
-        queries = self.query_dense(query) * (self.depth**-0.5)  # (batch, tgt, heads, depth)
+        queries = self.query_dense(query) * (self.key_dim**-0.5)  # (batch, tgt, heads, depth)
         scores = ops.einsum("bqhd,bkhd->bhqk", queries, keys)  # (batch, heads, tgt, src)
         scores = ops.cast(scores, "float32")
         visible = None
@@ -192,13 +163,13 @@ class MultiHeadAttention(keras.layers.Layer):
             causal = causal_mask(shape[2], shape[3])  # (tgt, src), broadcast over batch, heads
             visible = causal if visible is None else ops.logical_and(visible, causal)
         if visible is not None:
-            scores = ops.where(visible, scores, _MASK_VALUE)
+            scores = ops.where(visible, scores, MASK_VALUE)
         # keras.ops.softmax warns on a single key (the first decoding step); same op.
         weights = tf.nn.softmax(scores, axis=-1)
         if visible is not None:
             # No-op where a query sees a key; a query that sees none gets zeros.
             weights = ops.where(visible, weights, 0.0)
-        dropped = self.dropout_layer(ops.cast(weights, values.dtype), training=training)
+        dropped = self._dropout_layer(ops.cast(weights, values.dtype), training=training)
         context = ops.einsum("bhqk,bkhd->bqhd", dropped, values)  # (batch, tgt, heads, depth)
         outputs = self.output_dense(context)
         if return_attention_scores:
@@ -226,8 +197,17 @@ class MultiHeadAttention(keras.layers.Layer):
             training=training,
         )
 
+    def compute_output_spec(self, query, memory, return_attention_scores=False, **kwargs):
+        """The outputs of a symbolic call (Keras's layer takes other arguments)."""
+        outputs = keras.KerasTensor(query.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        # (batch, heads, tgt_len, src_len)
+        weights_shape = (query.shape[0], self.num_heads, query.shape[1], memory.shape[1])
+        return outputs, keras.KerasTensor(weights_shape, dtype="float32")
+
     def get_config(self):
-        """Returns the constructor arguments."""
-        config = super().get_config()
+        """Returns the constructor arguments (the configs of earlier releases load too)."""
+        config = keras.layers.Layer.get_config(self)
         config.update(units=self.units, num_heads=self.num_heads, dropout=self.dropout)
         return config
