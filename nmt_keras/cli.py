@@ -156,7 +156,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _plot_attention(args: argparse.Namespace) -> None:
     from nmt_keras.plotting import plot_attention
-    from nmt_keras.run import RunError, load_run
+    from nmt_keras.run import load_run
+    from nmt_keras.run_directory import RunError
 
     run = load_run(args.run, args.checkpoint)
     if not run.model.has_attention:

@@ -20,32 +20,21 @@ import keras
 
 from nmt_keras.config import Config
 from nmt_keras.decoding import GREEDY, DecodingOptions
-from nmt_keras.errors import NmtKerasError
 from nmt_keras.models import build_model
+from nmt_keras.run_directory import RunDirectory, RunError
 from nmt_keras.text.tokenizer import Tokenizer
 from nmt_keras.translator import Translator
 
 CHECKPOINTS = ("best", "last")
 
 
-class RunError(NmtKerasError, ValueError):
-    """A run directory is missing, incomplete or belongs to another experiment."""
-
-
 @dataclasses.dataclass(frozen=True)
-class RunPaths:
-    """The files of one run directory.
+class RunPaths(RunDirectory):
+    """The files of one translation run directory.
 
     Attributes:
         root: The run directory.
     """
-
-    root: str
-
-    @property
-    def config(self) -> str:
-        """The saved experiment config."""
-        return os.path.join(self.root, "config.yaml")
 
     @property
     def source_tokenizer(self) -> str:
@@ -135,11 +124,7 @@ def load_run(run_dir: str, checkpoint: str = "best") -> TrainedRun:
         RunError: naming the missing file when the directory is not a complete run.
     """
     paths = RunPaths(run_dir)
-    if not os.path.isdir(run_dir):
-        raise RunError(f"Run directory not found: {run_dir}")
-    for required in (paths.config, paths.source_tokenizer, paths.target_tokenizer):
-        if not os.path.isfile(required):
-            raise RunError(f"Not a complete run directory: missing {required}")
+    paths.require(paths.config, paths.source_tokenizer, paths.target_tokenizer)
     weights = paths.checkpoint(checkpoint)
     if not os.path.isfile(weights) and checkpoint == "best":
         weights = paths.checkpoint("last")

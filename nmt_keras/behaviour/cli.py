@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from nmt_keras.behaviour.config import BehaviourDataConfig
+from nmt_keras.run_directory import RunError
 
 #: Past events an explanation plot shows at most: those with the largest weights.
 PLOTTED_EVENTS = 40
@@ -31,7 +32,6 @@ def _train(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from nmt_keras.behaviour.export import export_recommender
     from nmt_keras.behaviour.run import BehaviourRunPaths, load_recommender
-    from nmt_keras.run import RunError
 
     if args.run_positional is not None:
         if args.run is not None:
@@ -101,7 +101,6 @@ def _explain(args: argparse.Namespace) -> None:
         )
     else:
         from nmt_keras.behaviour.run import load_recommender
-        from nmt_keras.run import RunError
 
         _, recommender = load_recommender(args.run)
         if not recommender.explains:

@@ -15,9 +15,8 @@ from nmt_keras.behaviour.featurizer import EventFeaturizer
 from nmt_keras.behaviour.model import NextPurchaseModel
 from nmt_keras.behaviour.recommender import Recommender
 from nmt_keras.config import ConfigError
-from nmt_keras.run import RunError
+from nmt_keras.run_directory import RunDirectory, RunError
 
-CONFIG_FILE = "config.yaml"
 VOCABULARY_FILE = "vocabulary.txt"
 WEIGHTS_FILE = "model.weights.h5"
 METRICS_FILE = "metrics.json"
@@ -26,30 +25,23 @@ _ONE_EVENT = ([["?"]], [[0]], [[1.0]], [[1.0]])
 
 
 @dataclasses.dataclass(frozen=True)
-class BehaviourRunPaths:
-    """The files of a run directory."""
-
-    root: str
-
-    @property
-    def config(self) -> str:
-        """The run's `BehaviourConfig` as YAML."""
-        return os.path.join(self.root, CONFIG_FILE)
+class BehaviourRunPaths(RunDirectory):
+    """The files of a next-purchase run directory."""
 
     @property
     def vocabulary(self) -> str:
         """The featurizer's item codes, one a line, in id order."""
-        return os.path.join(self.root, VOCABULARY_FILE)
+        return self.file(VOCABULARY_FILE)
 
     @property
     def weights(self) -> str:
         """The model's weights."""
-        return os.path.join(self.root, WEIGHTS_FILE)
+        return self.file(WEIGHTS_FILE)
 
     @property
     def metrics(self) -> str:
         """The evaluation on the time split, as JSON."""
-        return os.path.join(self.root, METRICS_FILE)
+        return self.file(METRICS_FILE)
 
 
 def build_model(config: BehaviourConfig, num_ids: int) -> NextPurchaseModel:
@@ -110,14 +102,11 @@ def load_recommender(run_dir: str, k: int | None = None) -> tuple[BehaviourConfi
         ConfigError: If the config is invalid.
     """
     paths = BehaviourRunPaths(run_dir)
-    for path in (paths.config, paths.vocabulary):
-        if not os.path.isfile(path):
-            raise RunError(f"Not a next-purchase run: {path} is missing.")
+    paths.require(paths.config)
     config = BehaviourConfig.from_yaml(paths.config)
     if config.model.family in BASELINES:
         raise RunError(f"{run_dir} is the baseline {config.model.family!r}: it has no model.")
-    if not os.path.isfile(paths.weights):
-        raise RunError(f"Incomplete run: {paths.weights} is missing.")
+    paths.require(paths.vocabulary, paths.weights)
     with open(paths.vocabulary, encoding="utf-8") as file:
         featurizer = EventFeaturizer([line.rstrip("\n") for line in file])
     model = build_model(config, featurizer.num_ids)

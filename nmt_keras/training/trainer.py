@@ -22,7 +22,8 @@ from nmt_keras.config import STRATEGIES, Config, ConfigError, TokenizerConfig
 from nmt_keras.data.corpus import CorpusScan, ParallelCorpus, filter_pairs, scan_corpus, subsample
 from nmt_keras.data.pipeline import make_dataset, stream_dataset
 from nmt_keras.models import build_model
-from nmt_keras.run import RunError, RunPaths
+from nmt_keras.run import RunPaths
+from nmt_keras.run_directory import RunError
 from nmt_keras.text.sentencepiece_training import (
     AUTO_COVERAGE,
     VocabularyTooSmallError,
